@@ -1,0 +1,61 @@
+"""Domain records: what the repository stores and what clients are shown.
+
+They are ``msgspec.Struct`` so the protocol layer encodes them to JSON without
+an intermediate dict. Field names are the wire names of PROTOCOL.md.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+import msgspec
+
+__all__ = [
+    "Conversation",
+    "Message",
+    "MessageStatus",
+    "Role",
+    "Settings",
+    "User",
+    "VoiceSettings",
+]
+
+Role = Literal["user", "assistant"]
+MessageStatus = Literal["complete", "streaming", "cancelled", "interrupted", "error"]
+
+
+class User(msgspec.Struct, frozen=True):
+    id: str
+    name: str
+
+
+class Conversation(msgspec.Struct, frozen=True):
+    id: str
+    title: str
+    created_at: datetime
+    updated_at: datetime
+    last_message_at: datetime | None
+
+
+class Message(msgspec.Struct, frozen=True):
+    id: str
+    conversation_id: str
+    role: Role
+    content: str
+    created_at: datetime
+    is_audio: bool
+    audio_file: str | None
+    status: MessageStatus
+
+
+class VoiceSettings(msgspec.Struct, frozen=True):
+    gender: str = "female"
+    accent: str = "american"
+    speed: float = 1.0
+
+
+class Settings(msgspec.Struct, frozen=True):
+    selected_model: str
+    voice_settings: VoiceSettings
+    assistant_personality: str

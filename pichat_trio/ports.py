@@ -1,0 +1,203 @@
+"""The ports: what services need from the outside world, as small protocols.
+
+Each port has adapters under ``adapters/`` and one contract test suite that
+every adapter passes. Ports speak domain types only (``models``, ``errors``);
+they know nothing of WebSockets, JSON frames or the protocol.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncGenerator, Sequence
+from contextlib import AbstractAsyncContextManager
+from datetime import datetime
+from typing import Literal, Protocol
+
+import msgspec
+
+from .models import Conversation, Message, MessageStatus, Settings, User, VoiceSettings
+
+__all__ = [
+    "AudioFormat",
+    "ChatDelta",
+    "ChatModel",
+    "ChatRequest",
+    "ChatTurn",
+    "FinishReason",
+    "Hub",
+    "PcmAudio",
+    "Repository",
+    "SpeechEngine",
+    "Subscriber",
+    "Synthesis",
+]
+
+# --------------------------------------------------------------------- AI
+
+FinishReason = Literal["stop", "length", "content_filter"]
+
+
+class ChatTurn(msgspec.Struct, frozen=True):
+    role: Literal["system", "user", "assistant"]
+    content: str
+
+
+class ChatRequest(msgspec.Struct, frozen=True):
+    """One answer to generate.
+
+    ``model`` is the product's model name from the user's settings
+    (``gpt-4``, ``gpt-3.5``); the adapter maps it to a deployment or an
+    upstream model id.
+    """
+
+    model: str
+    messages: Sequence[ChatTurn]
+    max_tokens: int | None = None
+
+
+class ChatDelta(msgspec.Struct, frozen=True):
+    """A piece of the answer. The last one has ``finish_reason`` set."""
+
+    text: str
+    finish_reason: FinishReason | None = None
+
+
+class ChatModel(Protocol):
+    """A streaming chat completion service.
+
+    ``stream_reply`` is an async generator: callers wrap it in
+    ``contextlib.aclosing`` so that a cancellation closes the upstream HTTP
+    stream at once. It raises ``UpstreamUnavailable`` (unreachable, timed
+    out, connection dropped) or ``UpstreamError`` (refused, failed).
+    """
+
+    name: str
+
+    def stream_reply(self, request: ChatRequest) -> AsyncGenerator[ChatDelta, None]: ...
+
+    async def aclose(self) -> None: ...
+
+
+# ----------------------------------------------------------------- speech
+
+AudioFormat = Literal["wav", "mp3"]
+
+
+class PcmAudio(msgspec.Struct, frozen=True):
+    """Validated 16-bit little-endian PCM audio, as parsed from a WAV file."""
+
+    sample_rate: int
+    channels: int
+    frames: bytes  # interleaved 16-bit samples, no header
+
+    @property
+    def duration(self) -> float:
+        return len(self.frames) / (2 * self.channels * self.sample_rate)
+
+
+class Synthesis(msgspec.Struct, frozen=True):
+    audio: bytes
+    content_type: str  # "audio/wav" or "audio/mpeg"
+
+
+class SpeechEngine(Protocol):
+    """Text to speech and speech to text.
+
+    Blocking engines run in trio threads; a cancellation of the calling
+    scope must stop the engine's work (kill the process, stop the SDK call).
+    Raises ``UpstreamUnavailable``, ``UpstreamError`` or ``InvalidInput``
+    (for example a language the engine lacks).
+    """
+
+    name: str
+
+    async def synthesize(
+        self, text: str, voice: VoiceSettings, audio_format: AudioFormat
+    ) -> Synthesis: ...
+
+    def synthesize_stream(
+        self, text: str, voice: VoiceSettings, audio_format: AudioFormat
+    ) -> AsyncGenerator[bytes, None]: ...
+
+    async def recognize(self, audio: PcmAudio, language: str) -> str: ...
+
+    async def aclose(self) -> None: ...
+
+
+# -------------------------------------------------------------------- hub
+
+
+class Subscriber(Protocol):
+    """One open connection, as the hub sees it."""
+
+    @property
+    def id(self) -> str: ...
+
+    def deliver(self, frame: object) -> None:
+        """Queue a frame for sending; never blocks (the outbox bounds itself)."""
+
+
+class Hub(Protocol):
+    """Fan-out of events to every open connection of a user.
+
+    In-process by default; a Redis backplane implements the same port for
+    several server instances. ``frame`` is an ``events.Frame``.
+    """
+
+    async def publish(self, user_id: str, frame: object) -> None: ...
+
+    def subscribe(
+        self, user_id: str, subscriber: Subscriber
+    ) -> AbstractAsyncContextManager[None]: ...
+
+
+# ------------------------------------------------------------- repository
+
+
+class Repository(Protocol):
+    """SQL storage. Every method is blocking and is called in a trio thread."""
+
+    def ping(self) -> None: ...
+
+    # users
+    def add_users(self, names: Sequence[str]) -> list[tuple[User, str]]: ...
+    def user_for_token(self, token: str) -> User | None: ...
+    def ensure_user(self, name: str, token: str) -> User: ...
+    def list_users(self) -> list[User]: ...
+    def revoke_user(self, name: str) -> bool: ...
+
+    # conversations
+    def list_conversations(
+        self, user_id: str, limit: int, before: datetime | None
+    ) -> list[Conversation]: ...
+    def create_conversation(self, user_id: str, title: str) -> Conversation: ...
+    def get_conversation(self, user_id: str, conversation_id: str) -> Conversation | None: ...
+    def rename_conversation(
+        self, user_id: str, conversation_id: str, title: str
+    ) -> Conversation | None: ...
+    def delete_conversation(self, user_id: str, conversation_id: str) -> bool: ...
+
+    # messages
+    def add_message(
+        self,
+        user_id: str,
+        conversation_id: str,
+        role: str,
+        content: str,
+        status: MessageStatus,
+        is_audio: bool = False,
+        audio_file: str | None = None,
+    ) -> tuple[Message, Conversation] | None: ...
+    def update_message(
+        self, user_id: str, message_id: str, content: str, status: MessageStatus
+    ) -> bool: ...
+    def finish_message(
+        self, user_id: str, message_id: str, content: str, status: MessageStatus
+    ) -> tuple[Message, Conversation] | None: ...
+    def list_messages(
+        self, user_id: str, conversation_id: str, limit: int, before: str | None
+    ) -> tuple[list[Message], bool] | None: ...
+    def interrupt_streaming(self) -> int: ...
+
+    # settings
+    def get_settings(self, user_id: str) -> Settings: ...
+    def save_settings(self, user_id: str, settings: Settings) -> Settings: ...
