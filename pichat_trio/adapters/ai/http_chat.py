@@ -1,0 +1,216 @@
+"""The request, stream and retry loop shared by the HTTP chat providers.
+
+A provider subclasses ``HttpChatModel`` and supplies one thing: the URL,
+headers and body of a request (``_build_call``). Everything else is here, in
+one place: sending with ``httpx``, decoding the event stream, retrying before
+the first token, mapping failures to domain errors.
+
+Who owns the ``httpx.AsyncClient``: the caller when it passes one in (tests,
+the ``open_chat_model`` factory); otherwise the model creates its own and
+closes it in ``aclose``. Either way one client, with its connection pool and
+keep-alive, serves every stream of the model.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from dataclasses import dataclass
+
+import httpx
+import trio
+
+from ...errors import UpstreamUnavailable
+from ...ports import ChatDelta, ChatRequest
+from .failures import DROPPED, Failure, failure_for_exception, failure_for_status
+from .retry import RetryPolicy, parse_retry_after
+from .sse import ChatStreamDecoder
+
+__all__ = ["DEFAULT_TIMEOUT", "STREAM_HEADERS", "HttpCall", "HttpChatModel", "make_http_client"]
+
+logger = logging.getLogger(__name__)
+
+DEFAULT_TIMEOUT = httpx.Timeout(connect=10.0, read=30.0, write=10.0, pool=10.0)
+"""Seconds. ``read`` is the longest silence tolerated between two reads of a
+stream (waiting for the first token included): a stalled upstream fails the
+stream with ``UpstreamUnavailable`` instead of hanging it."""
+
+_MAX_ERROR_BODY = 64 * 1024
+"""Bytes of an error response read for its code; the rest is not read."""
+
+_DRAIN_SECONDS = 1.0
+"""After ``[DONE]``, how long we wait for the end of the HTTP body, so that
+the connection returns to the pool instead of being closed."""
+
+STREAM_HEADERS = {
+    "content-type": "application/json",
+    "accept": "text/event-stream",
+    # Tokens are tiny and latency matters: compressing them costs more than it saves.
+    "accept-encoding": "identity",
+}
+
+
+def make_http_client(
+    *, timeout: httpx.Timeout = DEFAULT_TIMEOUT, max_connections: int = 512
+) -> httpx.AsyncClient:
+    """A client sized for many concurrent streams (one connection each under HTTP/1.1).
+
+    ``max_connections`` bounds the sockets to the upstream; a stream that
+    finds the pool full waits up to ``timeout.pool`` seconds, then fails.
+    """
+    limits = httpx.Limits(
+        max_connections=max_connections,
+        max_keepalive_connections=max_connections,
+        keepalive_expiry=30.0,
+    )
+    return httpx.AsyncClient(timeout=timeout, limits=limits)
+
+
+@dataclass(frozen=True, slots=True)
+class HttpCall:
+    """One provider request. ``target`` names the deployment or model for logs."""
+
+    url: str
+    headers: Mapping[str, str]
+    body: bytes
+    target: str
+
+
+class HttpChatModel:
+    """A ``ChatModel`` over a streaming chat-completions HTTP API."""
+
+    name = "http"
+
+    def __init__(
+        self,
+        *,
+        client: httpx.AsyncClient | None = None,
+        timeout: httpx.Timeout | None = None,
+        retry: RetryPolicy | None = None,
+    ) -> None:
+        self._timeout = DEFAULT_TIMEOUT if timeout is None else timeout
+        self._owns_client = client is None
+        self._client = make_http_client(timeout=self._timeout) if client is None else client
+        self._retry = RetryPolicy() if retry is None else retry
+
+    def _build_call(self, request: ChatRequest) -> HttpCall:
+        raise NotImplementedError
+
+    async def aclose(self) -> None:
+        """Close the client if this model created it; idempotent."""
+        if self._owns_client:
+            await self._client.aclose()
+
+    async def stream_reply(self, request: ChatRequest) -> AsyncGenerator[ChatDelta, None]:
+        """Stream one answer; see ``ports.ChatModel``.
+
+        Iterate to the end: after the last delta the generator reads the end
+        of the HTTP body so the connection can be reused. Closing it early
+        (``aclosing`` on a cancellation) closes the connection at once.
+        """
+        call = self._build_call(request)
+        policy = self._retry
+        deadline = trio.current_time() + policy.max_total
+        attempt = 0
+        while True:
+            attempt += 1
+            decoder = ChatStreamDecoder()
+            in_body = False
+            failure: Failure
+            try:
+                async with self._client.stream(
+                    "POST", call.url, headers=call.headers, content=call.body, timeout=self._timeout
+                ) as response:
+                    if response.status_code != 200:
+                        failure = failure_for_status(
+                            response.status_code,
+                            await _read_error_body(response),
+                            parse_retry_after(response.headers),
+                            provider=self.name,
+                        )
+                    else:
+                        in_body = True
+                        chunks = response.aiter_bytes()
+                        try:
+                            async for data in chunks:
+                                for delta in decoder.feed(data):
+                                    yield delta
+                                if decoder.done:
+                                    await _drain(chunks)
+                                    break
+                            else:
+                                for delta in decoder.close():
+                                    yield delta
+                        finally:
+                            await _finish(response, chunks)
+                        if decoder.complete:
+                            return
+                        logger.warning("%s stream ended without [DONE]", self.name)
+                        failure = Failure(UpstreamUnavailable(DROPPED), retryable=True)
+            except httpx.HTTPError as exc:
+                failure = failure_for_exception(exc, provider=self.name, mid_stream=in_body)
+            if decoder.emitted or not failure.retryable or attempt >= policy.max_attempts:
+                raise failure.error
+            delay = policy.delay(attempt, failure.retry_after)
+            if trio.current_time() + delay > deadline:
+                logger.warning(
+                    "%s: not retrying %s, a wait of %.1f s would exceed %.1f s in all",
+                    self.name,
+                    call.target,
+                    delay,
+                    policy.max_total,
+                )
+                raise failure.error
+            logger.info(
+                "%s: retrying %s in %.2f s (attempt %d of %d)",
+                self.name,
+                call.target,
+                delay,
+                attempt + 1,
+                policy.max_attempts,
+            )
+            await trio.sleep(delay)
+
+
+async def _read_error_body(response: httpx.Response) -> bytes:
+    """Up to ``_MAX_ERROR_BODY`` bytes; a failure to read leaves the status to speak."""
+    body = bytearray()
+    chunks = response.aiter_bytes()
+    try:
+        async for data in chunks:
+            body += data
+            if len(body) >= _MAX_ERROR_BODY:
+                break
+    except httpx.HTTPError as exc:
+        logger.debug("could not read the error body: %s", exc)
+    finally:
+        await _finish(response, chunks)
+    return bytes(body[:_MAX_ERROR_BODY])
+
+
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
+    """Read what follows ``[DONE]`` (normally only the end of the body), briefly."""
+    with trio.move_on_after(_DRAIN_SECONDS):
+        try:
+            async for _ in chunks:
+                pass
+        except httpx.HTTPError:
+            pass
+
+
+async def _finish(response: httpx.Response, chunks: AsyncIterator[bytes]) -> None:
+    """Close the response, then run httpx's iterators to their end on the closed stream.
+
+    httpx reads a body through a stack of async generators; leaving them
+    suspended (our consumer closed us mid-answer) hands them to the garbage
+    collector, which trio reports as a ResourceWarning (encode/httpx#3686).
+    Resuming them after the close makes each one finish at once with a read
+    error. Shielded and time-bounded: it also runs when we are cancelled.
+    """
+    with trio.CancelScope(shield=True, deadline=trio.current_time() + _DRAIN_SECONDS):
+        await response.aclose()
+        try:
+            async for _ in chunks:
+                pass
+        except (httpx.HTTPError, httpx.StreamError):
+            pass
