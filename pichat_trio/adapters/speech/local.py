@@ -1,0 +1,221 @@
+"""The offline speech engine: espeak-ng speaks, pocketsphinx listens.
+
+The default when no Azure Speech key is configured, so that a fresh machine
+has working (if robotic, English-only for recognition) speech with nothing
+but ``apt-get install espeak-ng`` and ``pip install pocketsphinx``.
+
+espeak-ng runs as a child process owned by the calling task: a cancellation
+kills it. pocketsphinx runs in worker threads and cannot be interrupted in
+the middle of a call, so audio is fed to it one second at a time and the
+cancellation takes effect between two slices.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import shutil
+import struct
+import subprocess
+import tempfile
+from collections.abc import AsyncGenerator
+from typing import Any
+
+import trio
+
+from ...errors import InvalidInput, UnsupportedAudio, UpstreamError, UpstreamUnavailable
+from ...models import VoiceSettings
+from ...ports import AudioFormat, PcmAudio, Synthesis
+from ...voices import espeak_voice, espeak_words_per_minute
+from ...wav import encode_wav, parse_wav, wav_header
+from .pcm import resample_slice, resampled_length
+
+__all__ = ["OfflineSpeechEngine"]
+
+log = logging.getLogger(__name__)
+
+_RECOGNISER_RATE = 16000  # pocketsphinx's bundled en-US model is trained on 16 kHz
+_SLICE_SAMPLES = _RECOGNISER_RATE  # 1 s per worker-thread call: the cancellation latency
+_PRIMING_SAMPLES = 3 * _RECOGNISER_RATE  # audio that adapts the cepstral mean (see recognize)
+_LANGUAGES = ("en-us", "en")
+_READ_BYTES = 16384  # one read from espeak-ng's stdout, about 0.4 s of 22 kHz audio
+_CLEANUP_SECONDS = 5.0  # reaping a killed espeak-ng; it dies at once in practice
+_WAV_HEADER_BYTES = 44  # espeak-ng writes the canonical header and nothing else
+_MAX_OUTPUT_BYTES = 512 * 1024 * 1024  # a sanity bound for parse_wav on our own output
+_INSTALL_HINT = "espeak-ng is not installed; install it with `apt-get install espeak-ng`"
+
+
+class OfflineSpeechEngine:
+    """Text to speech with espeak-ng, speech to text with pocketsphinx (en-US).
+
+    The pocketsphinx decoder is loaded on first use, in a thread, and kept;
+    one recognition runs at a time (a decoder holds one utterance), and the
+    next request waits for the lock.
+    """
+
+    name = "offline"
+
+    def __init__(self, *, espeak_path: str | None = None) -> None:
+        self._espeak = espeak_path or shutil.which("espeak-ng")
+        self._decoder: Any = None
+        self._initial_cmn = ""
+        self._in_utterance = False
+        self._lock = trio.Lock()
+
+    # ------------------------------------------------------------ speaking
+
+    def _argv(self, voice: VoiceSettings, audio_format: AudioFormat) -> list[str]:
+        if audio_format != "wav":
+            raise InvalidInput(
+                "payload.format",
+                "the offline speech engine produces WAV only; MP3 needs Azure Speech "
+                "(set AZURE_SPEECH_KEY and AZURE_SPEECH_REGION)",
+            )
+        if self._espeak is None:
+            raise UpstreamUnavailable(_INSTALL_HINT)
+        wpm = str(espeak_words_per_minute(voice.speed))
+        # -b 1: the text on stdin is UTF-8. Text never goes on the command line.
+        return [self._espeak, "-v", espeak_voice(voice), "-s", wpm, "-b", "1", "--stdout"]
+
+    async def synthesize(
+        self, text: str, voice: VoiceSettings, audio_format: AudioFormat
+    ) -> Synthesis:
+        argv = self._argv(voice, audio_format)
+        try:
+            done = await trio.run_process(
+                argv, stdin=text.encode(), capture_stdout=True, capture_stderr=True, check=False
+            )
+        except FileNotFoundError:
+            raise UpstreamUnavailable(_INSTALL_HINT) from None
+        if done.returncode != 0:
+            log.warning("espeak-ng exited with %s: %s", done.returncode, done.stderr[-500:])
+            raise UpstreamError("the offline speech synthesiser failed")
+        try:
+            pcm = parse_wav(done.stdout, max_seconds=math.inf, max_bytes=_MAX_OUTPUT_BYTES)
+        except UnsupportedAudio as exc:
+            log.warning("espeak-ng wrote unexpected output: %s", exc.message)
+            raise UpstreamError("the offline speech synthesiser failed") from None
+        return Synthesis(audio=encode_wav(pcm), content_type="audio/wav")
+
+    async def synthesize_stream(
+        self, text: str, voice: VoiceSettings, audio_format: AudioFormat
+    ) -> AsyncGenerator[bytes, None]:
+        """WAV bytes as espeak-ng produces them; the header marks an unknown length.
+
+        Closing the generator (or cancelling its consumer) kills espeak-ng.
+        """
+        argv = self._argv(voice, audio_format)
+        # The text goes in through an anonymous file, so writing it cannot
+        # block on a full pipe while nobody reads espeak-ng's output yet.
+        with tempfile.TemporaryFile() as stdin:
+            stdin.write(text.encode())
+            stdin.seek(0)
+            try:
+                process = await trio.lowlevel.open_process(
+                    argv, stdin=stdin, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL
+                )
+            except FileNotFoundError:
+                raise UpstreamUnavailable(_INSTALL_HINT) from None
+        assert process.stdout is not None
+        try:
+            header = b""
+            while len(header) < _WAV_HEADER_BYTES:
+                chunk = await process.stdout.receive_some(_WAV_HEADER_BYTES - len(header))
+                if not chunk:
+                    break
+                header += bytes(chunk)
+            yield _restamp_header(header)
+            while chunk := await process.stdout.receive_some(_READ_BYTES):
+                yield bytes(chunk)
+            if await process.wait() != 0:
+                log.warning("espeak-ng exited with %s", process.returncode)
+                raise UpstreamError("the offline speech synthesiser failed")
+        finally:
+            with trio.move_on_after(_CLEANUP_SECONDS, shield=True):
+                if process.returncode is None:
+                    process.kill()
+                await process.stdout.aclose()
+                await process.wait()
+
+    # ----------------------------------------------------------- listening
+
+    async def recognize(self, audio: PcmAudio, language: str) -> str:
+        """English text of ``audio``; ``""`` when nothing was recognised.
+
+        Cancellation: pocketsphinx cannot stop inside a call, so it is fed one
+        second of audio per thread call; a cancelled caller waits for at most
+        the slice in progress (tens of milliseconds of CPU).
+        """
+        if language.lower() not in _LANGUAGES:
+            raise InvalidInput(
+                "payload.language",
+                f"the offline speech recogniser only knows en-US, not {language}; "
+                "configure Azure Speech (AZURE_SPEECH_KEY) for other languages",
+            )
+        total = resampled_length(audio, _RECOGNISER_RATE)
+        async with self._lock:
+            decoder = await self._load_decoder()
+            # Two passes over the start, so that every request is decoded
+            # alike: pocketsphinx normalises features with a running cepstral
+            # mean that it carries from one utterance to the next, which made
+            # a result depend on the previous request (and a synthetic voice
+            # decode badly right after start-up). The first pass resets it and
+            # adapts it on the first seconds; its words are thrown away.
+            await self._decode(decoder, audio, min(total, _PRIMING_SAMPLES), reset=True)
+            return await self._decode(decoder, audio, total, reset=False)
+
+    async def _decode(self, decoder: Any, audio: PcmAudio, stop: int, *, reset: bool) -> str:
+        await trio.to_thread.run_sync(self._start, decoder, reset)
+        for start in range(0, stop, _SLICE_SAMPLES):
+            end = min(start + _SLICE_SAMPLES, stop)
+            await trio.to_thread.run_sync(self._feed, decoder, audio, start, end)
+        return await trio.to_thread.run_sync(self._finish, decoder)
+
+    async def _load_decoder(self) -> Any:
+        if self._decoder is None:
+            self._decoder = await trio.to_thread.run_sync(_new_decoder)
+            self._initial_cmn = self._decoder.get_cmn(False)
+        return self._decoder
+
+    def _start(self, decoder: Any, reset: bool) -> None:
+        if self._in_utterance:  # left open by a cancelled recognition
+            decoder.end_utt()
+        if reset:
+            decoder.set_cmn(self._initial_cmn)
+        decoder.start_utt()
+        self._in_utterance = True
+
+    @staticmethod
+    def _feed(decoder: Any, audio: PcmAudio, start: int, stop: int) -> None:
+        decoder.process_raw(resample_slice(audio, _RECOGNISER_RATE, start, stop), False, False)
+
+    def _finish(self, decoder: Any) -> str:
+        decoder.end_utt()
+        self._in_utterance = False
+        hypothesis = decoder.hyp()
+        return str(hypothesis.hypstr).strip() if hypothesis is not None else ""
+
+    async def aclose(self) -> None:
+        self._decoder = None
+
+
+def _new_decoder() -> Any:
+    try:
+        from pocketsphinx import Decoder
+    except ImportError:
+        raise UpstreamUnavailable(
+            "pocketsphinx is not installed; install it with `pip install pocketsphinx`"
+        ) from None
+    return Decoder(samprate=_RECOGNISER_RATE, loglevel="FATAL")
+
+
+def _restamp_header(header: bytes) -> bytes:
+    """espeak-ng's streamed header with the standard unknown-length marker.
+
+    espeak-ng writes 0x7FFFF000-ish sizes; we send 0xFFFFFFFF like the Azure
+    stream does, so a client sees one convention whatever the engine.
+    """
+    if len(header) < _WAV_HEADER_BYTES or header[:4] != b"RIFF" or header[36:40] != b"data":
+        raise UpstreamError("the offline speech synthesiser failed")
+    channels, rate = struct.unpack_from("<HI", header, 22)
+    return wav_header(rate, channels)
