@@ -1,0 +1,155 @@
+"""The ``pichat`` command: serve, migrate, manage users, run the fake Azure OpenAI."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from functools import partial
+from typing import Any
+
+import trio
+
+from .settings import VARIABLES, Settings, SettingsError, load_settings
+
+__all__ = ["main"]
+
+
+def _epilog() -> str:
+    lines = ["configuration (environment variables, or a .env file in the working directory):"]
+    lines += [f"  {v.name:<32} {v.help} (default: {v.default or 'empty'})" for v in VARIABLES]
+    return "\n".join(lines)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="pichat",
+        description="PiChat server: a personal AI assistant over WebSocket.",
+        epilog=_epilog(),
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    serve = commands.add_parser("serve", help="run the server (hypercorn, trio worker)")
+    serve.add_argument("--host", help="address to bind (default: SERVER_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: SERVER_PORT, 8080)")
+    commands.add_parser("migrate", help="create or upgrade the database schema (Alembic)")
+    users = commands.add_parser("users", help="manage users and their tokens")
+    user_commands = users.add_subparsers(dest="users_command", metavar="ACTION", required=True)
+    add = user_commands.add_parser(
+        "add", help="create users in one transaction; prints 'NAME TOKEN' per user, once"
+    )
+    add.add_argument("names", nargs="+", metavar="NAME")
+    user_commands.add_parser("list", help="list active users")
+    revoke = user_commands.add_parser("revoke", help="revoke a user's token")
+    revoke.add_argument("name", metavar="NAME")
+    fake = commands.add_parser(
+        "fake-azure", help="run a local fake Azure OpenAI (tests, benchmarks)", add_help=False
+    )
+    fake.add_argument("fake_args", nargs=argparse.REMAINDER)
+    return parser
+
+
+def _settings(**overrides: Any) -> Settings:
+    try:
+        return load_settings(**overrides)
+    except SettingsError as error:
+        print(f"pichat: configuration error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+
+
+def _serve(settings: Settings) -> int:
+    from .logs import configure_logging
+    from .server import serve, wait_for_signal
+
+    secrets = [
+        settings.api_token,
+        settings.azure_openai_key,
+        settings.openai_api_key,
+        settings.azure_speech_key,
+    ]
+    configure_logging(settings.log_level, secrets)
+    if settings.api_token_generated:
+        print(
+            "pichat: no API_TOKEN set; generated one for this run (development only):\n"
+            f"  {settings.api_token}\n"
+            "Set API_TOKEN in the environment or .env to keep it across restarts. "
+            f"Connect to ws://{settings.host}:{settings.port}/ws?token=<that token>",
+            file=sys.stderr,
+            flush=True,
+        )
+    try:
+        trio.run(partial(serve, settings, shutdown_trigger=wait_for_signal))
+    except OSError as error:
+        logging.getLogger("pichat").error("cannot serve: %s", error)
+        return 1
+    return 0
+
+
+def _repository(settings: Settings):  # type: ignore[no-untyped-def]
+    from .adapters.sql.engine import create_engine
+    from .adapters.sql.migrate import upgrade
+    from .adapters.sql.repository import SqlRepository
+    from .app import _default_settings
+
+    engine = create_engine(settings.database_url, 2)
+    upgrade(engine)
+    return SqlRepository(engine, _default_settings(settings))
+
+
+def _users(settings: Settings, args: argparse.Namespace) -> int:
+    repository = _repository(settings)
+    try:
+        if args.users_command == "add":
+            names = list(dict.fromkeys(args.names))
+            bad = [n for n in names if not n.strip() or len(n) > 100 or n != n.strip()]
+            if bad:
+                print(f"pichat: invalid user name {bad[0]!r}", file=sys.stderr)
+                return 2
+            try:
+                created = repository.add_users(names)
+            except ValueError as error:
+                print(f"pichat: {error}", file=sys.stderr)
+                return 1
+            sys.stdout.write("".join(f"{user.name} {token}\n" for user, token in created))
+        elif args.users_command == "list":
+            for user in repository.list_users():
+                print(user.name)
+        elif args.users_command == "revoke":
+            if not repository.revoke_user(args.name):
+                print(f"pichat: no active user {args.name!r}", file=sys.stderr)
+                return 1
+            print(f"revoked {args.name}")
+    finally:
+        repository.engine.dispose()
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    if args.command == "fake-azure":
+        from .fakes.azure_openai import main as fake_main
+
+        return fake_main(list(args.fake_args))
+    if args.command in (None, "serve"):
+        overrides: dict[str, object] = {}
+        if getattr(args, "host", None):
+            overrides["host"] = args.host
+        if getattr(args, "port", None) is not None:
+            overrides["port"] = args.port
+        return _serve(_settings(**overrides))
+    settings = _settings()
+    if args.command == "migrate":
+        from .adapters.sql.engine import create_engine
+        from .adapters.sql.migrate import current_revision, upgrade
+
+        engine = create_engine(settings.database_url, 1)
+        upgrade(engine)
+        print(f"database at revision {current_revision(engine)}")
+        engine.dispose()
+        return 0
+    return _users(settings, args)
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

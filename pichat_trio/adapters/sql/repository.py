@@ -1,0 +1,383 @@
+"""The ``Repository`` port on SQLAlchemy Core: SQLite, PostgreSQL, Azure SQL.
+
+Every method is blocking and opens one short transaction; callers run them
+in trio threads (``services.db.Database``). Every query is scoped by
+``user_id``: an object of another user is simply not found.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import secrets
+import uuid
+from collections.abc import Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+import sqlalchemy as sa
+
+from ...models import Conversation, Message, MessageStatus, Settings, User, VoiceSettings
+from .tables import conversations, messages, user_settings, users
+
+__all__ = ["SqlRepository", "hash_token"]
+
+
+def hash_token(token: str) -> str:
+    """Tokens are random 256-bit strings, so one SHA-256 is enough to store them safely."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def _now() -> datetime:
+    return datetime.now(UTC).replace(tzinfo=None)
+
+
+def _utc(value: datetime | None) -> datetime | None:
+    return None if value is None else value.replace(tzinfo=UTC)
+
+
+def _conversation(row: Any) -> Conversation:
+    return Conversation(
+        id=row.id,
+        title=row.title,
+        created_at=row.created_at.replace(tzinfo=UTC),
+        updated_at=row.updated_at.replace(tzinfo=UTC),
+        last_message_at=_utc(row.last_message_at),
+    )
+
+
+def _message(row: Any) -> Message:
+    return Message(
+        id=row.id,
+        conversation_id=row.conversation_id,
+        role=row.role,
+        content=row.content,
+        created_at=row.created_at.replace(tzinfo=UTC),
+        is_audio=bool(row.is_audio),
+        audio_file=row.audio_file,
+        status=row.status,
+    )
+
+
+_MESSAGE_COLUMNS = (
+    messages.c.id,
+    messages.c.conversation_id,
+    messages.c.role,
+    messages.c.content,
+    messages.c.created_at,
+    messages.c.is_audio,
+    messages.c.audio_file,
+    messages.c.status,
+)
+
+
+class SqlRepository:
+    """Storage for users, conversations, messages and settings."""
+
+    def __init__(self, engine: sa.Engine, default_settings: Settings) -> None:
+        self.engine = engine
+        self._default_settings = default_settings
+
+    def ping(self) -> None:
+        with self.engine.connect() as connection:
+            connection.execute(sa.text("SELECT 1"))
+
+    # ------------------------------------------------------------- users
+
+    def add_users(self, names: Sequence[str]) -> list[tuple[User, str]]:
+        """Create users in one transaction; each gets a fresh token, returned once."""
+        created: list[tuple[User, str]] = []
+        rows = []
+        now = _now()
+        for name in names:
+            token = secrets.token_urlsafe(32)
+            user = User(id=str(uuid.uuid4()), name=name)
+            rows.append(
+                {"id": user.id, "name": name, "token_hash": hash_token(token), "created_at": now}
+            )
+            created.append((user, token))
+        with self.engine.begin() as connection:
+            taken = connection.execute(
+                sa.select(users.c.name).where(users.c.name.in_(list(names)))
+            ).scalars()
+            clash = sorted(taken)
+            if clash:
+                raise ValueError(f"user already exists: {', '.join(clash)}")
+            if rows:
+                connection.execute(users.insert(), rows)
+        return created
+
+    def user_for_token(self, token: str) -> User | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(users.c.id, users.c.name).where(
+                    users.c.token_hash == hash_token(token), users.c.revoked_at.is_(None)
+                )
+            ).first()
+        return None if row is None else User(id=row.id, name=row.name)
+
+    def ensure_user(self, name: str, token: str) -> User:
+        """The user ``name`` with ``token`` as its (only) token, created if missing."""
+        digest = hash_token(token)
+        with self.engine.begin() as connection:
+            row = connection.execute(
+                sa.select(users.c.id, users.c.token_hash, users.c.revoked_at).where(
+                    users.c.name == name
+                )
+            ).first()
+            if row is None:
+                user_id = str(uuid.uuid4())
+                connection.execute(
+                    users.insert().values(
+                        id=user_id, name=name, token_hash=digest, created_at=_now()
+                    )
+                )
+                return User(id=user_id, name=name)
+            if row.token_hash != digest or row.revoked_at is not None:
+                connection.execute(
+                    users.update()
+                    .where(users.c.id == row.id)
+                    .values(token_hash=digest, revoked_at=None)
+                )
+            return User(id=row.id, name=name)
+
+    def list_users(self) -> list[User]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                sa.select(users.c.id, users.c.name)
+                .where(users.c.revoked_at.is_(None))
+                .order_by(users.c.name)
+            )
+            return [User(id=row.id, name=row.name) for row in rows]
+
+    def revoke_user(self, name: str) -> bool:
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                users.update()
+                .where(users.c.name == name, users.c.revoked_at.is_(None))
+                .values(revoked_at=_now())
+            )
+            return result.rowcount > 0
+
+    # ----------------------------------------------------- conversations
+
+    def list_conversations(
+        self, user_id: str, limit: int, before: datetime | None
+    ) -> list[Conversation]:
+        query = sa.select(conversations).where(conversations.c.user_id == user_id)
+        if before is not None:
+            cutoff = before.astimezone(UTC).replace(tzinfo=None)
+            query = query.where(conversations.c.updated_at < cutoff)
+        query = query.order_by(conversations.c.updated_at.desc(), conversations.c.id.desc())
+        with self.engine.connect() as connection:
+            return [_conversation(row) for row in connection.execute(query.limit(limit))]
+
+    def create_conversation(self, user_id: str, title: str) -> Conversation:
+        now = _now()
+        conversation_id = str(uuid.uuid4())
+        row = {
+            "id": conversation_id,
+            "user_id": user_id,
+            "title": title,
+            "created_at": now,
+            "updated_at": now,
+            "last_message_at": None,
+        }
+        with self.engine.begin() as connection:
+            connection.execute(conversations.insert().values(**row))
+        return Conversation(
+            id=conversation_id,
+            title=title,
+            created_at=now.replace(tzinfo=UTC),
+            updated_at=now.replace(tzinfo=UTC),
+            last_message_at=None,
+        )
+
+    def _owned(self, connection: sa.Connection, user_id: str, conversation_id: str) -> Any:
+        return connection.execute(
+            sa.select(conversations).where(
+                conversations.c.id == conversation_id, conversations.c.user_id == user_id
+            )
+        ).first()
+
+    def get_conversation(self, user_id: str, conversation_id: str) -> Conversation | None:
+        with self.engine.connect() as connection:
+            row = self._owned(connection, user_id, conversation_id)
+        return None if row is None else _conversation(row)
+
+    def rename_conversation(
+        self, user_id: str, conversation_id: str, title: str
+    ) -> Conversation | None:
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                conversations.update()
+                .where(conversations.c.id == conversation_id, conversations.c.user_id == user_id)
+                .values(title=title, updated_at=_now())
+            )
+            if result.rowcount == 0:
+                return None
+            return _conversation(self._owned(connection, user_id, conversation_id))
+
+    def delete_conversation(self, user_id: str, conversation_id: str) -> bool:
+        with self.engine.begin() as connection:
+            if self._owned(connection, user_id, conversation_id) is None:
+                return False
+            connection.execute(
+                messages.delete().where(messages.c.conversation_id == conversation_id)
+            )
+            connection.execute(conversations.delete().where(conversations.c.id == conversation_id))
+            return True
+
+    # ---------------------------------------------------------- messages
+
+    def add_message(
+        self,
+        user_id: str,
+        conversation_id: str,
+        role: str,
+        content: str,
+        status: MessageStatus,
+        is_audio: bool = False,
+        audio_file: str | None = None,
+    ) -> tuple[Message, Conversation] | None:
+        """Store a message and mark the conversation active, in one transaction."""
+        now = _now()
+        message_id = str(uuid.uuid4())
+        row = {
+            "id": message_id,
+            "conversation_id": conversation_id,
+            "user_id": user_id,
+            "role": role,
+            "content": content,
+            "created_at": now,
+            "is_audio": is_audio,
+            "audio_file": audio_file,
+            "status": status,
+        }
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                conversations.update()
+                .where(conversations.c.id == conversation_id, conversations.c.user_id == user_id)
+                .values(updated_at=now, last_message_at=now)
+            )
+            if result.rowcount == 0:
+                return None
+            connection.execute(messages.insert().values(**row))
+            conversation = _conversation(self._owned(connection, user_id, conversation_id))
+        message = Message(
+            id=message_id,
+            conversation_id=conversation_id,
+            role="assistant" if role == "assistant" else "user",
+            content=content,
+            created_at=now.replace(tzinfo=UTC),
+            is_audio=is_audio,
+            audio_file=audio_file,
+            status=status,
+        )
+        return message, conversation
+
+    def update_message(
+        self, user_id: str, message_id: str, content: str, status: MessageStatus
+    ) -> bool:
+        """A checkpoint of a growing answer: content and status only."""
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                messages.update()
+                .where(messages.c.id == message_id, messages.c.user_id == user_id)
+                .values(content=content, status=status)
+            )
+            return result.rowcount > 0
+
+    def finish_message(
+        self, user_id: str, message_id: str, content: str, status: MessageStatus
+    ) -> tuple[Message, Conversation] | None:
+        """The final write of an answer; the conversation's activity time moves on."""
+        now = _now()
+        with self.engine.begin() as connection:
+            connection.execute(
+                messages.update()
+                .where(messages.c.id == message_id, messages.c.user_id == user_id)
+                .values(content=content, status=status)
+            )
+            row = connection.execute(
+                sa.select(*_MESSAGE_COLUMNS).where(
+                    messages.c.id == message_id, messages.c.user_id == user_id
+                )
+            ).first()
+            if row is None:
+                return None
+            connection.execute(
+                conversations.update()
+                .where(conversations.c.id == row.conversation_id)
+                .values(updated_at=now, last_message_at=now)
+            )
+            conversation = self._owned(connection, user_id, row.conversation_id)
+            if conversation is None:
+                return None
+            return _message(row), _conversation(conversation)
+
+    def list_messages(
+        self, user_id: str, conversation_id: str, limit: int, before: str | None
+    ) -> tuple[list[Message], bool] | None:
+        """Up to ``limit`` messages before the message ``before``, oldest first."""
+        with self.engine.connect() as connection:
+            if self._owned(connection, user_id, conversation_id) is None:
+                return None
+            query = sa.select(*_MESSAGE_COLUMNS).where(
+                messages.c.conversation_id == conversation_id
+            )
+            if before is not None:
+                anchor = connection.execute(
+                    sa.select(messages.c.seq).where(
+                        messages.c.id == before, messages.c.conversation_id == conversation_id
+                    )
+                ).scalar()
+                if anchor is None:
+                    return None
+                query = query.where(messages.c.seq < anchor)
+            rows = connection.execute(query.order_by(messages.c.seq.desc()).limit(limit + 1)).all()
+        has_more = len(rows) > limit
+        return [_message(row) for row in reversed(rows[:limit])], has_more
+
+    def interrupt_streaming(self) -> int:
+        """At start-up: answers left ``streaming`` by a crash become ``interrupted``."""
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                messages.update()
+                .where(messages.c.status == "streaming")
+                .values(status="interrupted")
+            )
+            return result.rowcount
+
+    # ---------------------------------------------------------- settings
+
+    def get_settings(self, user_id: str) -> Settings:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                sa.select(user_settings).where(user_settings.c.user_id == user_id)
+            ).first()
+        if row is None:
+            return self._default_settings
+        return Settings(
+            selected_model=row.selected_model,
+            voice_settings=VoiceSettings(
+                gender=row.voice_gender, accent=row.voice_accent, speed=row.voice_speed
+            ),
+            assistant_personality=row.assistant_personality,
+        )
+
+    def save_settings(self, user_id: str, settings: Settings) -> Settings:
+        values = {
+            "selected_model": settings.selected_model,
+            "voice_gender": settings.voice_settings.gender,
+            "voice_accent": settings.voice_settings.accent,
+            "voice_speed": settings.voice_settings.speed,
+            "assistant_personality": settings.assistant_personality,
+            "updated_at": _now(),
+        }
+        with self.engine.begin() as connection:
+            result = connection.execute(
+                user_settings.update().where(user_settings.c.user_id == user_id).values(**values)
+            )
+            if result.rowcount == 0:
+                connection.execute(user_settings.insert().values(user_id=user_id, **values))
+        return settings

@@ -1,0 +1,207 @@
+"""The composition root: settings in, a running set of services and adapters out.
+
+``open_app`` owns every resource (database engine, HTTP client of the AI
+adapter, speech engine, hub) and closes them in reverse order. It knows
+which adapter each setting picks; nothing below it does.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+
+import trio
+
+from . import models
+from .adapters.ai import open_chat_model
+from .adapters.audio_store import LocalAudioStore
+from .adapters.hub.local import LocalHub
+from .adapters.speech import open_speech_engine
+from .adapters.sql.engine import create_engine
+from .adapters.sql.migrate import upgrade
+from .adapters.sql.repository import SqlRepository
+from .ports import ChatModel, Hub
+from .protocol.router import Router, Services
+from .protocol.schemas import Limits, Schemas
+from .services.chat import ChatService
+from .services.conversations import ConversationService
+from .services.db import Database
+from .services.fanout import Fanout
+from .services.settings import SettingsService
+from .services.speech import SpeechService
+from .settings import Settings
+from .transport.auth import Authenticator
+from .transport.connection import Connection, ConnectionLimits
+from .voices import ACCENTS
+
+__all__ = ["App", "open_app"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_PERSONALITY = "You are PiChat, a friendly and concise personal assistant."
+
+
+class App:
+    """Everything a connection needs, plus the set of open connections."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        db: Database,
+        hub: Hub,
+        router: Router,
+        auth: Authenticator,
+        chat: ChatService,
+        speech_engine: str,
+    ) -> None:
+        self.settings = settings
+        self.db = db
+        self.hub = hub
+        self.router = router
+        self.auth = auth
+        self.chat = chat
+        self.speech_engine = speech_engine
+        self.connections: set[Connection] = set()
+        self.draining = False
+        self._limits = ConnectionLimits(
+            max_tasks=settings.max_generations_per_connection,
+            max_frames=settings.outbox_frames,
+            stall_seconds=settings.outbox_stall_seconds,
+            rate=settings.rate_limit_per_second,
+            burst=settings.rate_limit_burst,
+        )
+
+    def connection(self, user: models.User) -> Connection:
+        return Connection(
+            user, self.router, self.hub, self._limits, accepting=lambda: not self.draining
+        )
+
+    async def ready(self) -> bool:
+        try:
+            with trio.fail_after(2):
+                await self.db.run(self.db.repository.ping)
+        except Exception:
+            log.warning("readiness check: the database does not answer", exc_info=True)
+            return False
+        return True
+
+    async def drain(self, grace: float) -> None:
+        """Shutdown: let answers finish for ``grace`` seconds, then close everything with 1001."""
+        self.draining = True
+        if self.chat.active:
+            log.info("waiting up to %.0f s for %d answers to finish", grace, self.chat.active)
+        with trio.move_on_after(grace):
+            await self.chat.wait_idle()
+        self.chat.cancel_all("interrupted")
+        with trio.move_on_after(5):
+            await self.chat.wait_idle()
+        for connection in list(self.connections):
+            connection.close(1001)
+
+
+def _default_settings(settings: Settings) -> models.Settings:
+    return models.Settings(
+        selected_model=settings.model_names[0],
+        voice_settings=models.VoiceSettings(),
+        assistant_personality=DEFAULT_PERSONALITY,
+    )
+
+
+def _is_sqlite(url: str) -> bool:
+    return url.startswith("sqlite")
+
+
+@asynccontextmanager
+async def open_app(settings: Settings, *, migrate: bool | None = None) -> AsyncIterator[App]:
+    """Build and own the whole server; ``migrate`` defaults to on for SQLite only."""
+    async with AsyncExitStack() as stack:
+        engine = create_engine(settings.database_url, settings.db_pool_size)
+        stack.callback(engine.dispose)
+        repository = SqlRepository(engine, _default_settings(settings))
+        db = Database(repository, settings.db_pool_size)
+        if migrate if migrate is not None else _is_sqlite(settings.database_url):
+            await trio.to_thread.run_sync(upgrade, engine)
+        default_user = await db.run(
+            repository.ensure_user, settings.default_user, settings.api_token
+        )
+        interrupted = await db.run(repository.interrupt_streaming)
+        if interrupted:
+            log.warning(
+                "%d answers were cut off by a previous stop; marked interrupted", interrupted
+            )
+
+        hub: Hub = LocalHub()
+        fanout = Fanout(hub)
+        model: ChatModel = await stack.enter_async_context(_open_model(settings))
+        log.info("AI provider: %s", model.name)
+        speech, audio_store, speech_name, accents = await _open_speech(stack, settings)
+        log.info("speech engine: %s", speech_name)
+
+        conversations = ConversationService(db, fanout)
+        user_settings = SettingsService(db, fanout, settings.model_names, accents)
+        chat = ChatService(
+            db,
+            fanout,
+            model,
+            user_settings,
+            history_tokens=settings.ai_history_tokens,
+            max_tokens=settings.ai_max_tokens,
+            checkpoint_seconds=settings.checkpoint_seconds,
+        )
+        services = Services(conversations, user_settings, chat, speech, audio_store)
+        router = Router(services, Schemas(_limits(settings)))
+
+        async def lookup(token: str) -> models.User | None:
+            return await db.run(repository.user_for_token, token)
+
+        auth = Authenticator(settings.api_token, default_user, lookup)
+        yield App(settings, db, hub, router, auth, chat, speech_name)
+
+
+def _limits(settings: Settings) -> Limits:
+    return Limits(
+        max_content_chars=settings.max_content_chars,
+        max_title_chars=settings.max_title_chars,
+        max_personality_chars=settings.max_personality_chars,
+        max_tts_chars=settings.max_tts_chars,
+        max_audio_base64_chars=(settings.max_audio_bytes * 4) // 3 + 4,
+    )
+
+
+def _open_model(settings: Settings) -> AbstractAsyncContextManager[ChatModel]:
+    return open_chat_model(
+        settings.ai_provider,
+        endpoint=settings.azure_openai_endpoint,
+        api_key=settings.azure_openai_key
+        if settings.ai_provider == "azure"
+        else settings.openai_api_key,
+        api_version=settings.azure_openai_api_version,
+        deployments=settings.models,
+        base_url=settings.openai_base_url,
+        echo_tokens_per_second=settings.echo_tokens_per_second,
+        connect_timeout=settings.ai_connect_timeout,
+        read_timeout=settings.ai_read_timeout,
+        max_attempts=settings.ai_max_attempts,
+    )
+
+
+async def _open_speech(
+    stack: AsyncExitStack, settings: Settings
+) -> tuple[SpeechService, LocalAudioStore, str, tuple[str, ...]]:
+    """The speech service, the audio store, the engine's name and the known accents."""
+    engine = await stack.enter_async_context(
+        open_speech_engine(
+            azure_key=settings.azure_speech_key or None,
+            azure_region=settings.azure_speech_region or None,
+            azure_endpoint=settings.azure_speech_endpoint or None,
+        )
+    )
+    service = SpeechService(
+        engine,
+        max_text_chars=settings.max_tts_chars,
+        max_audio_seconds=settings.max_audio_seconds,
+        max_audio_bytes=settings.max_audio_bytes,
+        timeout=settings.speech_timeout,
+    )
+    return service, LocalAudioStore(settings.audio_dir), engine.name, tuple(ACCENTS)

@@ -1,0 +1,94 @@
+"""The ASGI application: lifespan, ``/healthz``, ``/readyz`` and ``/ws``.
+
+Resources are opened by ``server.serve`` before hypercorn starts, so the
+lifespan protocol has nothing to do but say yes. A WebSocket handshake is
+checked (draining, origin, token) before it is accepted: a refusal is a
+plain HTTP response and no upgrade happens.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .app import App
+from .transport.auth import origin_allowed, token_from
+
+__all__ = ["AsgiApp"]
+
+log = logging.getLogger(__name__)
+
+Scope = dict[str, Any]
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+_JSON = [(b"content-type", b"application/json")]
+
+
+class AsgiApp:
+    def __init__(self, app: App) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        kind = scope["type"]
+        if kind == "websocket":
+            await self._websocket(scope, receive, send)
+        elif kind == "http":
+            await self._http(scope, send)
+        elif kind == "lifespan":
+            await _lifespan(receive, send)
+
+    async def _http(self, scope: Scope, send: Send) -> None:
+        path = scope["path"]
+        if path == "/healthz":
+            status, body = 200, b'{"status":"ok"}'
+        elif path == "/readyz":
+            ready = await self.app.ready()
+            status, body = (200, b'{"status":"ready"}') if ready else (503, b'{"status":"unready"}')
+        else:
+            status, body = 404, b'{"error":"not found"}'
+        await send({"type": "http.response.start", "status": status, "headers": _JSON})
+        await send({"type": "http.response.body", "body": body})
+
+    async def _websocket(self, scope: Scope, receive: Receive, send: Send) -> None:
+        message = await receive()
+        if message["type"] != "websocket.connect":
+            return
+        headers = scope["headers"]
+        if scope["path"] != "/ws":
+            await _refuse(send, 404, "not found")
+            return
+        if self.app.draining:
+            await _refuse(send, 503, "the server is shutting down")
+            return
+        if not origin_allowed(self.app.settings.allowed_origins, headers):
+            await _refuse(send, 403, "origin not allowed")
+            return
+        user = await self.app.auth.user_for(token_from(scope["query_string"], headers))
+        if user is None:
+            await _refuse(send, 401, "missing or wrong token")
+            return
+        connection = self.app.connection(user)
+        self.app.connections.add(connection)
+        try:
+            await send({"type": "websocket.accept"})
+            await connection.run(receive, send)
+        finally:
+            self.app.connections.discard(connection)
+
+
+async def _refuse(send: Send, status: int, reason: str) -> None:
+    body = b'{"error":"' + reason.encode() + b'"}'
+    await send({"type": "websocket.http.response.start", "status": status, "headers": _JSON})
+    await send({"type": "websocket.http.response.body", "body": body})
+
+
+async def _lifespan(receive: Receive, send: Send) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "lifespan.startup":
+            await send({"type": "lifespan.startup.complete"})
+        elif message["type"] == "lifespan.shutdown":
+            await send({"type": "lifespan.shutdown.complete"})
+            return

@@ -1,0 +1,58 @@
+"""Logging set-up: one handler, and a filter that keeps secrets out of every line.
+
+The filter sits on the handler, so it covers our loggers and hypercorn's
+(access log included): ``token=...`` in any URL, ``Bearer ...`` values and
+the literal values of secret settings are replaced before formatting.
+"""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable
+
+__all__ = ["RedactingFilter", "configure_logging"]
+
+_PATTERNS = (
+    re.compile(r"(?i)(token=)[^&\s\"']+"),
+    re.compile(r"(?i)(bearer\s+)[^\s\"']+"),
+    re.compile(r"(?i)(api-key[\"']?\s*[:=]\s*[\"']?)[^\s\"',]+"),
+)
+
+
+class RedactingFilter(logging.Filter):
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        super().__init__()
+        self._secrets = tuple(s for s in secrets if len(s) >= 8)
+
+    def redact(self, text: str) -> str:
+        for pattern in _PATTERNS:
+            text = pattern.sub(r"\1[redacted]", text)
+        for secret in self._secrets:
+            text = text.replace(secret, "[redacted]")
+        return text
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        message = record.getMessage()
+        cleaned = self.redact(message)
+        if record.exc_info and not record.exc_text:
+            record.exc_text = logging.Formatter().formatException(record.exc_info)
+        if record.exc_text:
+            record.exc_text = self.redact(record.exc_text)
+        if cleaned != message:
+            record.msg, record.args = cleaned, None
+        return True
+
+
+def configure_logging(level: str, secrets: Iterable[str] = ()) -> logging.Handler:
+    """Log to stderr through the redacting filter; returns the handler."""
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    handler.addFilter(RedactingFilter(secrets))
+    root = logging.getLogger()
+    for old in list(root.handlers):
+        root.removeHandler(old)
+    root.addHandler(handler)
+    root.setLevel(level)
+    return handler

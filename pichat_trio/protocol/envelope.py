@@ -1,0 +1,61 @@
+"""The envelope of client frames: sans-IO decoding, one function.
+
+``decode_request(text)`` returns a ``Request`` whose payload is still raw
+JSON; the router decodes it against the action's schema. Every refusal is
+a ``ProtocolError`` carrying its PROTOCOL.md code.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from .errors import ProtocolError
+from .schemas import field_error
+
+__all__ = ["MAX_REQUEST_ID_CHARS", "Request", "decode_payload", "decode_request"]
+
+MAX_REQUEST_ID_CHARS = 64
+
+
+class Request(msgspec.Struct):
+    action: str
+    payload: msgspec.Raw = msgspec.Raw(b"null")
+    request_id: Any = None
+
+
+_decode = msgspec.json.Decoder(Request).decode
+
+
+def decode_request(text: str | bytes) -> Request:
+    try:
+        request = _decode(text)
+    except msgspec.ValidationError as error:
+        field, message = field_error(error, root="")
+        if not field:  # the frame itself is not an object
+            raise ProtocolError("invalid_json", "expected a JSON object") from None
+        raise ProtocolError("invalid_request", f"{field.lstrip('.')}: {message}") from None
+    except msgspec.DecodeError:
+        raise ProtocolError("invalid_json", "the frame is not valid JSON") from None
+    request_id = request.request_id
+    if request_id is not None and (
+        not isinstance(request_id, str) or len(request_id) > MAX_REQUEST_ID_CHARS
+    ):
+        request.request_id = None
+        raise ProtocolError(
+            "invalid_request",
+            f"request_id: expected a string of at most {MAX_REQUEST_ID_CHARS} characters",
+        )
+    return request
+
+
+def decode_payload(request: Request, schema: type[Any]) -> Any:
+    """The payload of ``request`` as ``schema``; a missing or null payload is ``{}``."""
+    raw = request.payload
+    data = b"{}" if bytes(raw) == b"null" else raw
+    try:
+        return msgspec.json.decode(data, type=schema)
+    except msgspec.ValidationError as error:
+        field, message = field_error(error)
+        raise ProtocolError("invalid_request", f"{field}: {message}", request.request_id) from None

@@ -1,0 +1,83 @@
+"""Serving the app with hypercorn's trio worker, and shutting down by deadline.
+
+``serve`` reports readiness with ``task_status.started(url)``, so tests run
+the real server on ``127.0.0.1:0`` inside their own nursery. Shutdown:
+when ``shutdown_trigger`` returns, the app drains (answers get
+``SHUTDOWN_GRACE`` seconds, then are interrupted and connections closed
+with 1001) and hypercorn stops listening.
+"""
+
+from __future__ import annotations
+
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from functools import partial
+
+import trio
+from hypercorn.config import Config
+from hypercorn.trio import serve as hypercorn_serve
+
+from .app import App, open_app
+from .asgi import AsgiApp
+from .settings import Settings
+
+__all__ = ["hypercorn_config", "serve", "wait_for_signal"]
+
+log = logging.getLogger(__name__)
+
+
+def hypercorn_config(settings: Settings) -> Config:
+    config = Config()
+    host = f"[{settings.host}]" if ":" in settings.host else settings.host
+    config.bind = [f"{host}:{settings.port}"]
+    config.websocket_max_message_size = settings.max_frame_bytes
+    config.websocket_ping_interval = settings.heartbeat_interval
+    config.read_timeout = settings.heartbeat_timeout  # type: ignore[assignment]
+    config.graceful_timeout = 5.0
+    config.accesslog = logging.getLogger("hypercorn.access")
+    config.errorlog = logging.getLogger("hypercorn.error")
+    config.access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(D)sus'
+    return config
+
+
+async def wait_for_signal() -> None:
+    with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
+        async for signum in signals:
+            log.info("received %s: shutting down", signal.Signals(signum).name)
+            return
+
+
+async def serve(
+    settings: Settings,
+    *,
+    shutdown_trigger: Callable[[], Awaitable[None]] | None = None,
+    task_status: trio.TaskStatus[str] = trio.TASK_STATUS_IGNORED,
+    on_app: Callable[[App], None] | None = None,
+) -> None:
+    """Run the server until ``shutdown_trigger`` returns (or forever, until cancelled)."""
+    async with open_app(settings) as app:
+        if on_app is not None:
+            on_app(app)
+
+        async def trigger() -> None:
+            if shutdown_trigger is None:
+                await trio.sleep_forever()
+            else:
+                await shutdown_trigger()
+            await app.drain(settings.shutdown_grace)
+
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(
+                partial(
+                    hypercorn_serve,
+                    AsgiApp(app),  # type: ignore[arg-type]
+                    hypercorn_config(settings),
+                    shutdown_trigger=trigger,
+                )
+            )
+            url = binds[0]
+            log.info(
+                "PiChat listening on %s (WebSocket at %s/ws)", url, url.replace("http", "ws", 1)
+            )
+            task_status.started(url)

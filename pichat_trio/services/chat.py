@@ -1,0 +1,375 @@
+"""Sending a message and streaming the answer to every device of the user.
+
+The requester's connection owns each generation: it runs as a task in that
+connection's nursery, inside a cancel scope of its own. A disconnect, a
+``cancel_generation``, a server shutdown or an upstream error ends the
+scope, which closes the upstream HTTP stream at once (the model's stream is
+wrapped in ``aclosing``). What must still happen after that (the final
+frame, the stored partial answer, ``new_message``, typing off) runs in a
+shielded cleanup with a deadline.
+
+Nothing is lost: the user's message is committed before the upstream call,
+the answer is stored as ``streaming`` when generation starts and saved at
+most ``checkpoint_seconds`` apart by a sibling task, so the token loop never
+waits on the database.
+"""
+
+from __future__ import annotations
+
+import logging
+from contextlib import aclosing
+from dataclasses import dataclass, field
+
+import trio
+
+from ..errors import Busy, InvalidInput, NotFound, PichatError
+from ..events import Frame, TokenFrame, encode_event
+from ..models import Conversation, Message, MessageStatus
+from ..ports import ChatModel, ChatRequest, ChatTurn
+from .conversations import DEFAULT_TITLE
+from .db import Database
+from .fanout import Fanout, Origin
+from .settings import SettingsService
+
+__all__ = ["ChatService", "Generation", "title_from"]
+
+log = logging.getLogger(__name__)
+
+_STATUS: dict[str, MessageStatus] = {
+    "stop": "complete",
+    "length": "complete",
+    "content_filter": "complete",
+    "cancelled": "cancelled",
+    "interrupted": "interrupted",
+    "error": "error",
+}
+_CLEANUP_SECONDS = 5.0  # bound on the shielded writes after a generation ends
+_HISTORY_ROWS = 200  # most recent messages considered for the prompt
+_TITLE_CHARS = 60
+
+
+def title_from(content: str, limit: int = _TITLE_CHARS) -> str:
+    """A conversation title from the first message, cut at a word boundary."""
+    text = " ".join(content.split())
+    if len(text) <= limit:
+        return text or DEFAULT_TITLE
+    cut = text[: limit + 1].rsplit(" ", 1)[0]
+    if len(cut) < limit // 2:  # one very long word: cut it
+        cut = text[:limit]
+    return cut.rstrip(" ,.;:-") + "…"
+
+
+def _estimate_tokens(text: str) -> int:
+    """About four characters a token for English; no tokenizer download at run time."""
+    return len(text) // 4 + 4
+
+
+@dataclass(eq=False)
+class Generation:
+    """One answer being generated; at most one per conversation."""
+
+    origin: Origin
+    conversation_id: str
+    message_id: str | None = None
+    reason: str = "interrupted"  # why it ended, when cancelled from outside
+    scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    parts: list[str] = field(default_factory=list)
+    saved_parts: int = 0
+
+
+class ChatService:
+    def __init__(
+        self,
+        db: Database,
+        fanout: Fanout,
+        model: ChatModel,
+        settings: SettingsService,
+        *,
+        history_tokens: int = 6000,
+        max_tokens: int | None = None,
+        checkpoint_seconds: float = 1.0,
+    ) -> None:
+        self._db = db
+        self._repo = db.repository
+        self._fanout = fanout
+        self.model = model
+        self._settings = settings
+        self._history_tokens = history_tokens
+        self._max_tokens = max_tokens
+        self._checkpoint_seconds = checkpoint_seconds
+        self._active: dict[str, Generation] = {}
+        self._idle = trio.Event()
+        self._idle.set()
+
+    # ------------------------------------------------------------ requests
+
+    async def send(
+        self,
+        origin: Origin,
+        conversation_id: str,
+        content: str,
+        is_audio: bool = False,
+        audio_file: str | None = None,
+    ) -> tuple[Message, Generation]:
+        """Store the user's message and reserve the conversation for its answer.
+
+        The caller replies ``message_sent`` and then runs ``generate`` in the
+        requester's connection nursery.
+        """
+        if not content.strip():
+            raise InvalidInput("payload.content", "must not be empty")
+        if conversation_id in self._active:
+            raise Busy("an answer is still being generated in this conversation")
+        generation = Generation(origin, conversation_id)
+        self._reserve(generation)
+        try:
+            stored = await self._db.run(
+                self._repo.add_message,
+                origin.user.id,
+                conversation_id,
+                "user",
+                content,
+                "complete",
+                is_audio,
+                audio_file,
+            )
+            if stored is None:
+                raise NotFound("no such conversation")
+            message, conversation = stored
+            if conversation.title == DEFAULT_TITLE:
+                await self._db.run(
+                    self._repo.rename_conversation,
+                    origin.user.id,
+                    conversation_id,
+                    title_from(content),
+                )
+        except BaseException:
+            self._release(generation)
+            raise
+        await self._fanout.to_others(origin, "new_message", {"message": message})
+        return message, generation
+
+    async def cancel(self, origin: Origin, conversation_id: str) -> str | None:
+        """Stop the answer in ``conversation_id``; returns its message id."""
+        generation = self._active.get(conversation_id)
+        if generation is None or generation.origin.user.id != origin.user.id:
+            raise NotFound("no answer is being generated in this conversation")
+        generation.reason = "cancelled"
+        generation.scope.cancel()
+        return generation.message_id
+
+    def cancel_all(self, reason: str = "interrupted") -> None:
+        """At shutdown: end every generation of this process."""
+        for generation in list(self._active.values()):
+            generation.reason = reason
+            generation.scope.cancel()
+
+    def is_generating(self, conversation_id: str) -> bool:
+        return conversation_id in self._active
+
+    def abandon(self, generation: Generation) -> None:
+        """Free the conversation of a generation that will not run."""
+        self._release(generation)
+
+    async def wait_idle(self) -> None:
+        await self._idle.wait()
+
+    @property
+    def active(self) -> int:
+        return len(self._active)
+
+    # ---------------------------------------------------------- generation
+
+    def _reserve(self, generation: Generation) -> None:
+        self._active[generation.conversation_id] = generation
+        self._idle = trio.Event() if self._idle.is_set() else self._idle
+
+    def _release(self, generation: Generation) -> None:
+        if self._active.get(generation.conversation_id) is generation:
+            del self._active[generation.conversation_id]
+        if not self._active:
+            self._idle.set()
+
+    async def generate(self, generation: Generation) -> None:
+        """Stream one answer; owned by the requester's connection nursery."""
+        origin = generation.origin
+        user_id = origin.user.id
+        finish = "interrupted"
+        failure: PichatError | None = None
+        try:
+            with generation.scope:
+                try:
+                    request = await self._prompt(origin, generation.conversation_id)
+                    stored = await self._db.run(
+                        self._repo.add_message,
+                        user_id,
+                        generation.conversation_id,
+                        "assistant",
+                        "",
+                        "streaming",
+                    )
+                    if stored is None:
+                        raise NotFound("no such conversation")
+                    generation.message_id = stored[0].id
+                    await self._fanout.to_user(
+                        user_id,
+                        "typing_indicator",
+                        {"conversation_id": generation.conversation_id, "is_typing": True},
+                    )
+                    finish = await self._stream(generation, request)
+                except PichatError as error:
+                    finish, failure = "error", error
+                except Exception:
+                    log.exception(
+                        "generation failed in conversation %s", generation.conversation_id
+                    )
+                    finish = "error"
+                    failure = PichatError("the answer could not be generated")
+            if generation.scope.cancelled_caught:
+                finish = generation.reason
+        finally:
+            with trio.CancelScope(shield=True) as cleanup:
+                cleanup.deadline = trio.current_time() + _CLEANUP_SECONDS
+                try:
+                    await self._finish(generation, finish, failure)
+                finally:
+                    self._release(generation)
+
+    async def _prompt(self, origin: Origin, conversation_id: str) -> ChatRequest:
+        settings = await self._settings.get(origin.user)
+        page = await self._db.run(
+            self._repo.list_messages, origin.user.id, conversation_id, _HISTORY_ROWS, None
+        )
+        if page is None:
+            raise NotFound("no such conversation")
+        budget = self._history_tokens - _estimate_tokens(settings.assistant_personality)
+        turns: list[ChatTurn] = []
+        for message in reversed(page[0]):  # newest first, until the budget is spent
+            if message.role == "assistant" and (message.status == "error" or not message.content):
+                continue
+            cost = _estimate_tokens(message.content)
+            if turns and cost > budget:
+                break
+            budget -= cost
+            turns.append(ChatTurn(role=message.role, content=message.content))
+        turns.reverse()
+        if settings.assistant_personality:
+            turns.insert(0, ChatTurn(role="system", content=settings.assistant_personality))
+        return ChatRequest(
+            model=settings.selected_model, messages=turns, max_tokens=self._max_tokens
+        )
+
+    async def _stream(self, generation: Generation, request: ChatRequest) -> str:
+        assert generation.message_id is not None
+        publish = self._fanout.hub.publish
+        user_id = generation.origin.user.id
+        prefix = TokenFrame.prefix_for(generation.conversation_id, generation.message_id)
+        parts = generation.parts
+        finish = "stop"
+        failure: PichatError | None = None
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._checkpoints, generation)
+            try:
+                async with aclosing(self.model.stream_reply(request)) as stream:
+                    async for delta in stream:
+                        if delta.text:
+                            parts.append(delta.text)
+                            await publish(
+                                user_id, TokenFrame(prefix, generation.message_id, delta.text)
+                            )
+                        if delta.finish_reason is not None:
+                            finish = delta.finish_reason
+            except PichatError as error:  # raised outside the nursery, not as a group
+                failure = error
+            finally:
+                nursery.cancel_scope.cancel()
+        if failure is not None:
+            raise failure
+        return finish
+
+    async def _checkpoints(self, generation: Generation) -> None:
+        """Save the growing answer every ``checkpoint_seconds`` while it changes."""
+        assert generation.message_id is not None
+        while True:
+            await trio.sleep(self._checkpoint_seconds)
+            count = len(generation.parts)
+            if count == generation.saved_parts:
+                continue
+            content = "".join(generation.parts[:count])
+            try:
+                await self._db.run(
+                    self._repo.update_message,
+                    generation.origin.user.id,
+                    generation.message_id,
+                    content,
+                    "streaming",
+                )
+            except Exception:
+                log.exception("checkpoint of message %s failed; will retry", generation.message_id)
+            else:
+                generation.saved_parts = count
+
+    async def _finish(
+        self, generation: Generation, finish: str, failure: PichatError | None
+    ) -> None:
+        """The end of a stream, for every connection still there. Runs shielded."""
+        origin = generation.origin
+        user_id = origin.user.id
+        conversation_id = generation.conversation_id
+        if generation.message_id is None:  # nothing was started upstream
+            if failure is not None:
+                await self._tell_requester(origin, failure)
+            return
+        status = _STATUS.get(finish, "complete")
+        content = "".join(generation.parts)
+        final = {
+            "conversation_id": conversation_id,
+            "message_id": generation.message_id,
+            "token": "",
+            "finished": True,
+            "finish_reason": finish if finish in _STATUS else "stop",
+        }
+        await self._fanout.to_user(user_id, "message_stream", final)
+        if failure is not None:
+            await self._tell_requester(origin, failure)
+        stored = await self._store_final(generation, content, status)
+        if stored is not None:
+            message, conversation = stored
+            await self._fanout.to_user(user_id, "new_message", {"message": message})
+        await self._fanout.to_user(
+            user_id, "typing_indicator", {"conversation_id": conversation_id, "is_typing": False}
+        )
+        if stored is not None:
+            await self._fanout.to_user(user_id, "conversation_updated", conversation)
+
+    async def _store_final(
+        self, generation: Generation, content: str, status: MessageStatus
+    ) -> tuple[Message, Conversation] | None:
+        assert generation.message_id is not None
+        for attempt in range(3):
+            try:
+                return await self._db.run(
+                    self._repo.finish_message,
+                    generation.origin.user.id,
+                    generation.message_id,
+                    content,
+                    status,
+                )
+            except Exception:
+                log.exception(
+                    "storing answer %s failed (attempt %d, %d characters kept in the last "
+                    "checkpoint)",
+                    generation.message_id,
+                    attempt + 1,
+                    sum(map(len, generation.parts[: generation.saved_parts])),
+                )
+                await trio.sleep(0.2 * (attempt + 1))
+        return None
+
+    async def _tell_requester(self, origin: Origin, error: PichatError) -> None:
+        text = encode_event(
+            "error",
+            {"code": error.code, "message": error.message, "request_action": "send_message"},
+            origin.request_id,
+        )
+        await self._fanout.hub.publish(origin.user.id, Frame(None, origin.connection_id, text))

@@ -1,0 +1,63 @@
+"""Conversations and their message history, scoped to the requesting user."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from ..errors import NotFound
+from ..models import Conversation, Message, User
+from .db import Database
+from .fanout import Fanout, Origin
+
+__all__ = ["DEFAULT_TITLE", "ConversationService"]
+
+DEFAULT_TITLE = "New conversation"
+_NOT_FOUND = "no such conversation"
+
+
+class ConversationService:
+    def __init__(self, db: Database, fanout: Fanout) -> None:
+        self._db = db
+        self._repo = db.repository
+        self._fanout = fanout
+
+    async def recent(self, user: User, limit: int, before: datetime | None) -> list[Conversation]:
+        return await self._db.run(self._repo.list_conversations, user.id, limit, before)
+
+    async def create(self, origin: Origin, title: str | None) -> Conversation:
+        title = (title or "").strip() or DEFAULT_TITLE
+        conversation = await self._db.run(self._repo.create_conversation, origin.user.id, title)
+        await self._fanout.to_all(origin, "conversation_created", conversation)
+        return conversation
+
+    async def get(self, user: User, conversation_id: str) -> Conversation:
+        conversation = await self._db.run(self._repo.get_conversation, user.id, conversation_id)
+        if conversation is None:
+            raise NotFound(_NOT_FOUND)
+        return conversation
+
+    async def rename(self, origin: Origin, conversation_id: str, title: str) -> Conversation:
+        title = title.strip() or DEFAULT_TITLE
+        conversation = await self._db.run(
+            self._repo.rename_conversation, origin.user.id, conversation_id, title
+        )
+        if conversation is None:
+            raise NotFound(_NOT_FOUND)
+        await self._fanout.to_all(origin, "conversation_updated", conversation)
+        return conversation
+
+    async def delete(self, origin: Origin, conversation_id: str) -> None:
+        deleted = await self._db.run(
+            self._repo.delete_conversation, origin.user.id, conversation_id
+        )
+        if not deleted:
+            raise NotFound(_NOT_FOUND)
+        await self._fanout.to_all(origin, "conversation_deleted", {"id": conversation_id})
+
+    async def messages(
+        self, user: User, conversation_id: str, limit: int, before: str | None
+    ) -> tuple[list[Message], bool]:
+        page = await self._db.run(self._repo.list_messages, user.id, conversation_id, limit, before)
+        if page is None:
+            raise NotFound("no such conversation or message")
+        return page

@@ -1,0 +1,330 @@
+"""Configuration: environment variables (and an optional ``.env``) to frozen settings.
+
+Every variable the server reads is declared once in ``VARIABLES``, with its
+default and a line of help; ``.env.example``, ``pichat --help`` and the
+README's table are written from the same list. A wrong value stops start-up
+with ``SettingsError`` whose message names the variable.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+from urllib.parse import quote_plus
+
+__all__ = ["VARIABLES", "Settings", "SettingsError", "Variable", "load_settings"]
+
+
+class SettingsError(Exception):
+    """A setting is missing or wrong; the message names the variable."""
+
+
+@dataclass(frozen=True)
+class Variable:
+    name: str
+    default: str
+    help: str
+    secret: bool = False
+
+
+VARIABLES: tuple[Variable, ...] = (
+    Variable("SERVER_PORT", "8080", "TCP port to listen on (`pichat serve --port` wins)"),
+    Variable("SERVER_HOST", "", "address to bind; empty: 127.0.0.1 in development, else 0.0.0.0"),
+    Variable("ENVIRONMENT", "development", "`development` or `production`"),
+    Variable(
+        "API_TOKEN",
+        "",
+        "token of the default user; generated and printed at start in development",
+        secret=True,
+    ),
+    Variable("DEFAULT_USER", "default", "name of the user that API_TOKEN belongs to"),
+    Variable("DATABASE_URL", "sqlite:///./pichat.db", "SQLAlchemy URL; overrides DB_*"),
+    Variable("DB_HOST", "", "Azure SQL host; with DB_* builds an mssql+pyodbc URL"),
+    Variable("DB_PORT", "1433", "Azure SQL port"),
+    Variable("DB_NAME", "pichat", "Azure SQL database"),
+    Variable("DB_USER", "", "Azure SQL user"),
+    Variable("DB_PASSWORD", "", "Azure SQL password", secret=True),
+    Variable("DB_DRIVER", "ODBC Driver 18 for SQL Server", "ODBC driver name for Azure SQL"),
+    Variable("DB_POOL_SIZE", "8", "database connections (and DB worker threads)"),
+    Variable(
+        "AI_PROVIDER", "", "`azure`, `openai` or `echo`; empty: azure if configured, else echo"
+    ),
+    Variable("AZURE_OPENAI_ENDPOINT", "", "https://NAME.openai.azure.com/"),
+    Variable("AZURE_OPENAI_KEY", "", "Azure OpenAI api-key", secret=True),
+    Variable("AZURE_OPENAI_API_VERSION", "2024-10-21", "Azure OpenAI api-version"),
+    Variable("AZURE_OPENAI_DEPLOYMENT_GPT4", "", "deployment used for the `gpt-4` model"),
+    Variable("AZURE_OPENAI_DEPLOYMENT_GPT35", "", "deployment used for the `gpt-3.5` model"),
+    Variable(
+        "AI_MODELS",
+        "",
+        "extra model map `name=deployment,...` (Azure deployments or upstream model ids)",
+    ),
+    Variable("OPENAI_BASE_URL", "", "OpenAI-compatible base URL, e.g. http://localhost:11434/v1"),
+    Variable("OPENAI_API_KEY", "", "bearer key for the OpenAI-compatible server", secret=True),
+    Variable("AI_CONNECT_TIMEOUT", "5", "seconds to connect to the AI service"),
+    Variable("AI_READ_TIMEOUT", "30", "seconds of upstream silence before a stream fails"),
+    Variable("AI_MAX_ATTEMPTS", "3", "attempts per answer before the first token (retries)"),
+    Variable("AI_HISTORY_TOKENS", "6000", "history budget sent upstream (estimated tokens)"),
+    Variable("AI_MAX_TOKENS", "0", "max_tokens per answer; 0 leaves it to the service"),
+    Variable("ECHO_TOKENS_PER_SECOND", "30", "pace of the offline echo model; 0 = no delay"),
+    Variable("AZURE_SPEECH_KEY", "", "Azure Speech key; empty: offline engines", secret=True),
+    Variable("AZURE_SPEECH_REGION", "", "Azure Speech region, e.g. westeurope"),
+    Variable("AZURE_SPEECH_ENDPOINT", "", "Azure Speech host override (containers, tests)"),
+    Variable("SPEECH_TIMEOUT", "30", "seconds a speech call may take"),
+    Variable("AUDIO_DIR", "./audio", "where recorded audio of voice messages is kept"),
+    Variable("REDIS_URL", "", "Redis URL for fan-out across instances; empty: in-process"),
+    Variable("ALLOWED_ORIGINS", "", "comma-separated Origins allowed to connect; empty: any"),
+    Variable("HEARTBEAT_INTERVAL", "20", "seconds between WebSocket pings"),
+    Variable("HEARTBEAT_TIMEOUT", "60", "seconds of peer silence (pongs included) before closing"),
+    Variable("MAX_FRAME_BYTES", str(4 * 1024 * 1024), "largest incoming frame; larger: close 1009"),
+    Variable("MAX_GENERATIONS_PER_CONNECTION", "4", "concurrent AI/speech calls per connection"),
+    Variable(
+        "RATE_LIMIT_PER_SECOND", "30", "requests a connection may make per second, on average"
+    ),
+    Variable("RATE_LIMIT_BURST", "60", "requests a connection may make in a burst"),
+    Variable("OUTBOX_FRAMES", "256", "frames queued per connection before it counts as stuck"),
+    Variable("OUTBOX_STALL_SECONDS", "30", "seconds a full outbox may stay full before closing"),
+    Variable("CHECKPOINT_SECONDS", "1", "how often a growing answer is saved"),
+    Variable("SHUTDOWN_GRACE", "10", "seconds in-flight answers may finish at shutdown"),
+    Variable("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+)
+
+_KNOWN = {v.name: v for v in VARIABLES}
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The validated configuration of one server process."""
+
+    port: int = 8080
+    host: str = "127.0.0.1"
+    environment: str = "development"
+    api_token: str = ""
+    api_token_generated: bool = False
+    default_user: str = "default"
+    database_url: str = "sqlite:///./pichat.db"
+    db_pool_size: int = 8
+    ai_provider: str = "echo"
+    azure_openai_endpoint: str = ""
+    azure_openai_key: str = ""
+    azure_openai_api_version: str = "2024-10-21"
+    models: Mapping[str, str] = field(default_factory=lambda: {"gpt-4": "", "gpt-3.5": ""})
+    openai_base_url: str = ""
+    openai_api_key: str = ""
+    ai_connect_timeout: float = 5.0
+    ai_read_timeout: float = 30.0
+    ai_max_attempts: int = 3
+    ai_history_tokens: int = 6000
+    ai_max_tokens: int | None = None
+    echo_tokens_per_second: float = 30.0
+    azure_speech_key: str = ""
+    azure_speech_region: str = ""
+    azure_speech_endpoint: str = ""
+    speech_timeout: float = 30.0
+    audio_dir: Path = Path("./audio")
+    redis_url: str = ""
+    allowed_origins: frozenset[str] = frozenset()
+    heartbeat_interval: float = 20.0
+    heartbeat_timeout: float = 60.0
+    max_frame_bytes: int = 4 * 1024 * 1024
+    max_generations_per_connection: int = 4
+    rate_limit_per_second: float = 30.0
+    rate_limit_burst: float = 60.0
+    outbox_frames: int = 256
+    outbox_stall_seconds: float = 30.0
+    checkpoint_seconds: float = 1.0
+    shutdown_grace: float = 10.0
+    log_level: str = "INFO"
+    # Protocol limits (PROTOCOL.md); not environment variables.
+    max_content_chars: int = 32_000
+    max_title_chars: int = 200
+    max_personality_chars: int = 4_000
+    max_tts_chars: int = 5_000
+    max_audio_seconds: float = 60.0
+    max_audio_bytes: int = 10 * 1024 * 1024
+
+    @property
+    def is_development(self) -> bool:
+        return self.environment == "development"
+
+    @property
+    def model_names(self) -> tuple[str, ...]:
+        return tuple(self.models)
+
+
+def _env_file_values(path: Path) -> dict[str, str]:
+    if not path.is_file():
+        return {}
+    from dotenv import dotenv_values
+
+    return {k: v for k, v in dotenv_values(path).items() if v is not None}
+
+
+def _int(name: str, raw: str, low: int, high: int) -> int:
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a whole number") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value}: expected a number from {low} to {high}")
+    return value
+
+
+def _float(name: str, raw: str, low: float, high: float) -> float:
+    try:
+        value = float(raw)
+    except ValueError:
+        raise SettingsError(f"{name}={raw!r}: expected a number") from None
+    if not low <= value <= high:
+        raise SettingsError(f"{name}={value}: expected a number from {low} to {high}")
+    return value
+
+
+def _model_map(raw: str, gpt4: str, gpt35: str) -> dict[str, str]:
+    models = {"gpt-4": gpt4, "gpt-3.5": gpt35}
+    for item in filter(None, (part.strip() for part in raw.split(","))):
+        name, sep, target = item.partition("=")
+        if not sep or not name.strip():
+            raise SettingsError(f"AI_MODELS: {item!r} is not of the form name=deployment")
+        models[name.strip()] = target.strip()
+    return models
+
+
+def _database_url(get: Callable[[str], str]) -> str:
+    explicit = get("DATABASE_URL")
+    if explicit != _KNOWN["DATABASE_URL"].default or not get("DB_HOST"):
+        return explicit
+    for required in ("DB_USER", "DB_PASSWORD"):
+        if not get(required):
+            raise SettingsError(f"{required} is required when DB_HOST is set")
+    odbc = (
+        f"Driver={{{get('DB_DRIVER')}}};Server=tcp:{get('DB_HOST')},{get('DB_PORT')};"
+        f"Database={get('DB_NAME')};Uid={get('DB_USER')};Pwd={get('DB_PASSWORD')};"
+        "Encrypt=yes;TrustServerCertificate=no;Connection Timeout=30;"
+    )
+    return f"mssql+pyodbc:///?odbc_connect={quote_plus(odbc)}"
+
+
+def load_settings(
+    environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env"), **overrides: Any
+) -> Settings:
+    """Read, validate and freeze the configuration.
+
+    Precedence: ``overrides`` (command-line flags), then the process
+    environment, then ``env_file``, then the defaults in ``VARIABLES``.
+    """
+    source = dict(_env_file_values(env_file)) if env_file is not None else {}
+    source.update(os.environ if environ is None else environ)
+
+    def get(name: str) -> str:
+        return source.get(name, _KNOWN[name].default).strip()
+
+    environment = get("ENVIRONMENT").lower()
+    if environment not in {"development", "production"}:
+        raise SettingsError(f"ENVIRONMENT={environment!r}: expected development or production")
+    token, generated = get("API_TOKEN"), False
+    if not token:
+        if environment != "development":
+            raise SettingsError("API_TOKEN is required outside development")
+        token, generated = secrets.token_urlsafe(24), True
+    elif len(token) < 16:
+        raise SettingsError("API_TOKEN: use at least 16 characters")
+
+    provider = get("AI_PROVIDER").lower()
+    if not provider:
+        provider = "azure" if get("AZURE_OPENAI_ENDPOINT") else "echo"
+    if provider not in {"azure", "openai", "echo"}:
+        raise SettingsError(f"AI_PROVIDER={provider!r}: expected azure, openai or echo")
+    models = _model_map(
+        get("AI_MODELS"), get("AZURE_OPENAI_DEPLOYMENT_GPT4"), get("AZURE_OPENAI_DEPLOYMENT_GPT35")
+    )
+    if provider == "azure":
+        for required in ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_KEY"):
+            if not get(required):
+                raise SettingsError(f"{required} is required when AI_PROVIDER=azure")
+        if not any(models.values()):
+            raise SettingsError(
+                "AZURE_OPENAI_DEPLOYMENT_GPT4 or AZURE_OPENAI_DEPLOYMENT_GPT35 is required "
+                "when AI_PROVIDER=azure"
+            )
+    if provider == "openai" and not get("OPENAI_BASE_URL"):
+        raise SettingsError("OPENAI_BASE_URL is required when AI_PROVIDER=openai")
+    if get("AZURE_SPEECH_KEY") and not (get("AZURE_SPEECH_REGION") or get("AZURE_SPEECH_ENDPOINT")):
+        raise SettingsError("AZURE_SPEECH_REGION is required when AZURE_SPEECH_KEY is set")
+
+    level = get("LOG_LEVEL").upper()
+    if level not in {"DEBUG", "INFO", "WARNING", "ERROR"}:
+        raise SettingsError(f"LOG_LEVEL={level!r}: expected DEBUG, INFO, WARNING or ERROR")
+    interval = _float("HEARTBEAT_INTERVAL", get("HEARTBEAT_INTERVAL"), 0.01, 3600)
+    timeout = _float("HEARTBEAT_TIMEOUT", get("HEARTBEAT_TIMEOUT"), 0.02, 86400)
+    if timeout <= interval:
+        raise SettingsError("HEARTBEAT_TIMEOUT must be longer than HEARTBEAT_INTERVAL")
+    max_tokens = _int("AI_MAX_TOKENS", get("AI_MAX_TOKENS"), 0, 1_000_000)
+
+    values: dict[str, Any] = {
+        "port": _int("SERVER_PORT", get("SERVER_PORT"), 0, 65535),
+        "host": get("SERVER_HOST") or ("127.0.0.1" if environment == "development" else "0.0.0.0"),
+        "environment": environment,
+        "api_token": token,
+        "api_token_generated": generated,
+        "default_user": get("DEFAULT_USER") or "default",
+        "database_url": _database_url(get),
+        "db_pool_size": _int("DB_POOL_SIZE", get("DB_POOL_SIZE"), 1, 256),
+        "ai_provider": provider,
+        "azure_openai_endpoint": get("AZURE_OPENAI_ENDPOINT").rstrip("/"),
+        "azure_openai_key": get("AZURE_OPENAI_KEY"),
+        "azure_openai_api_version": get("AZURE_OPENAI_API_VERSION"),
+        "models": models,
+        "openai_base_url": get("OPENAI_BASE_URL").rstrip("/"),
+        "openai_api_key": get("OPENAI_API_KEY"),
+        "ai_connect_timeout": _float("AI_CONNECT_TIMEOUT", get("AI_CONNECT_TIMEOUT"), 0.1, 600),
+        "ai_read_timeout": _float("AI_READ_TIMEOUT", get("AI_READ_TIMEOUT"), 0.1, 3600),
+        "ai_max_attempts": _int("AI_MAX_ATTEMPTS", get("AI_MAX_ATTEMPTS"), 1, 10),
+        "ai_history_tokens": _int("AI_HISTORY_TOKENS", get("AI_HISTORY_TOKENS"), 100, 2_000_000),
+        "ai_max_tokens": max_tokens or None,
+        "echo_tokens_per_second": _float(
+            "ECHO_TOKENS_PER_SECOND", get("ECHO_TOKENS_PER_SECOND"), 0, 100_000
+        ),
+        "azure_speech_key": get("AZURE_SPEECH_KEY"),
+        "azure_speech_region": get("AZURE_SPEECH_REGION"),
+        "azure_speech_endpoint": get("AZURE_SPEECH_ENDPOINT"),
+        "speech_timeout": _float("SPEECH_TIMEOUT", get("SPEECH_TIMEOUT"), 0.1, 600),
+        "audio_dir": Path(get("AUDIO_DIR") or "./audio"),
+        "redis_url": get("REDIS_URL"),
+        "allowed_origins": frozenset(
+            o.strip().rstrip("/") for o in get("ALLOWED_ORIGINS").split(",") if o.strip()
+        ),
+        "heartbeat_interval": interval,
+        "heartbeat_timeout": timeout,
+        "max_frame_bytes": _int("MAX_FRAME_BYTES", get("MAX_FRAME_BYTES"), 1024, 1 << 30),
+        "max_generations_per_connection": _int(
+            "MAX_GENERATIONS_PER_CONNECTION", get("MAX_GENERATIONS_PER_CONNECTION"), 1, 1000
+        ),
+        "rate_limit_per_second": _float(
+            "RATE_LIMIT_PER_SECOND", get("RATE_LIMIT_PER_SECOND"), 0.01, 1_000_000
+        ),
+        "rate_limit_burst": _float("RATE_LIMIT_BURST", get("RATE_LIMIT_BURST"), 1, 1_000_000),
+        "outbox_frames": _int("OUTBOX_FRAMES", get("OUTBOX_FRAMES"), 8, 1_000_000),
+        "outbox_stall_seconds": _float(
+            "OUTBOX_STALL_SECONDS", get("OUTBOX_STALL_SECONDS"), 0.01, 3600
+        ),
+        "checkpoint_seconds": _float("CHECKPOINT_SECONDS", get("CHECKPOINT_SECONDS"), 0.01, 60),
+        "shutdown_grace": _float("SHUTDOWN_GRACE", get("SHUTDOWN_GRACE"), 0, 3600),
+        "log_level": level,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+def example_env() -> str:
+    """The text of ``.env.example``: every variable with its default and help."""
+    lines = ["# PiChat configuration. Copy to .env and edit; the environment wins over .env.", ""]
+    for var in VARIABLES:
+        lines.append(f"# {var.help}")
+        lines.append(f"{var.name}={'' if var.secret else var.default}")
+        lines.append("")
+    return "\n".join(lines)

@@ -1,0 +1,173 @@
+"""One WebSocket connection: a nursery with a reader and a writer.
+
+The ASGI task itself is the reader: it turns frames into requests for the
+router and is the only one that sees a disconnect (hypercorn drops sends
+after close), so when it returns it cancels the nursery, and with it every
+answer and speech call this connection started. The writer is the only
+sender; it drains the outbox. Keepalive pings and the dead-peer deadline
+are hypercorn's (``websocket_ping_interval``, ``read_timeout``): pongs
+never reach an ASGI application, so a heartbeat of our own could not see
+them, and hypercorn already keeps one timer per connection for them.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import trio
+
+from ..errors import Busy, RateLimited, UpstreamUnavailable
+from ..models import User
+from ..ports import Hub
+from ..protocol.errors import error_frame, error_frame_for
+from ..protocol.router import Router
+from .outbox import Outbox
+from .rate import TokenBucket
+
+__all__ = ["Connection", "ConnectionLimits"]
+
+log = logging.getLogger(__name__)
+
+_CLOSE_WAIT_SECONDS = 5.0  # after our close frame, how long the peer has to answer
+
+Receive = Callable[[], Awaitable[dict[str, Any]]]
+Send = Callable[[dict[str, Any]], Awaitable[None]]
+
+
+class ConnectionLimits:
+    __slots__ = ("burst", "max_frames", "max_tasks", "rate", "stall_seconds")
+
+    def __init__(
+        self,
+        max_tasks: int = 4,
+        max_frames: int = 256,
+        stall_seconds: float = 30.0,
+        rate: float = 30.0,
+        burst: float = 60.0,
+    ) -> None:
+        self.max_tasks = max_tasks
+        self.max_frames = max_frames
+        self.stall_seconds = stall_seconds
+        self.rate = rate
+        self.burst = burst
+
+
+class Connection:
+    """Owns everything one client's socket started; implements ``Peer`` and ``Subscriber``."""
+
+    def __init__(
+        self,
+        user: User,
+        router: Router,
+        hub: Hub,
+        limits: ConnectionLimits,
+        accepting: Callable[[], bool] = lambda: True,
+    ) -> None:
+        self.id = str(uuid.uuid4())
+        self.user = user
+        self._router = router
+        self._hub = hub
+        self._limits = limits
+        self._accepting = accepting
+        self._outbox = Outbox(self.id, limits.max_frames, limits.stall_seconds, self._stuck)
+        self._bucket = TokenBucket(limits.rate, limits.burst)
+        self._nursery: trio.Nursery | None = None
+        self._tasks = 0
+        self._close_code: int | None = None
+
+    # ------------------------------------------------- Peer / Subscriber
+
+    def deliver(self, frame: object) -> None:
+        self._outbox.put(frame)
+
+    def send(self, text: str) -> None:
+        self._outbox.put(text)
+
+    def spawn(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+        if not self._accepting():
+            raise UpstreamUnavailable("the server is restarting; try again in a moment")
+        if self._tasks >= self._limits.max_tasks:
+            raise Busy(
+                f"at most {self._limits.max_tasks} answers and speech calls at once "
+                "on one connection"
+            )
+        assert self._nursery is not None
+        self._tasks += 1
+        self._nursery.start_soon(self._guarded, fn, args)
+
+    async def _guarded(self, fn: Callable[..., Awaitable[None]], args: tuple[Any, ...]) -> None:
+        try:
+            await fn(*args)
+        except Exception:
+            log.exception("connection %s: background work failed", self.id)
+            self.send(error_frame("internal_error", "the server failed to finish a request"))
+        finally:
+            self._tasks -= 1
+
+    @property
+    def busy_tasks(self) -> int:
+        return self._tasks
+
+    @property
+    def outbox(self) -> Outbox:
+        return self._outbox
+
+    # ---------------------------------------------------------- running
+
+    async def run(self, receive: Receive, send: Send) -> None:
+        """Serve until the peer goes, the server closes us, or we give up on the peer."""
+        async with self._hub.subscribe(self.user.id, self), trio.open_nursery() as nursery:
+            self._nursery = nursery
+            nursery.start_soon(self._write, send)
+            await self._read(receive)
+            nursery.cancel_scope.cancel()
+
+    def close(self, code: int = 1001) -> None:
+        """Send what is queued, then a close frame with ``code``."""
+        if self._close_code is None:
+            self._close_code = code
+            self._outbox.close()
+
+    def _stuck(self) -> None:
+        log.warning("connection %s of user %s stopped reading; closing it", self.id, self.user.name)
+        if self._nursery is not None:
+            self._nursery.cancel_scope.cancel()
+
+    async def _read(self, receive: Receive) -> None:
+        handle = self._router.handle
+        while True:
+            message = await receive()
+            kind = message["type"]
+            if kind == "websocket.disconnect":
+                return
+            if kind != "websocket.receive":
+                continue
+            text = message.get("text")
+            if text is None:
+                self.send(
+                    error_frame("unsupported_frame", "binary frames are not supported; send JSON")
+                )
+                continue
+            wait = self._bucket.take(trio.current_time())
+            if wait > 0:
+                error = RateLimited("too many requests; slow down", int(wait * 1000) + 1)
+                self.send(error_frame_for(error, None, None))
+                continue
+            await handle(self, text)
+
+    async def _write(self, send: Send) -> None:
+        outbox = self._outbox
+        while True:
+            text = await outbox.get()
+            if text is None:
+                break
+            outbox.sending_since = trio.current_time()
+            await send({"type": "websocket.send", "text": text})
+            outbox.sending_since = None
+        if self._close_code is not None and not outbox.stuck:
+            await send({"type": "websocket.close", "code": self._close_code})
+            assert self._nursery is not None
+            self._nursery.cancel_scope.deadline = trio.current_time() + _CLOSE_WAIT_SECONDS

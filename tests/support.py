@@ -1,0 +1,106 @@
+"""Running the real server inside a test, and settings for it."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import trio
+
+from pichat_trio.app import App
+from pichat_trio.client import Client, open_client
+from pichat_trio.server import serve
+from pichat_trio.settings import Settings, load_settings
+
+TOKEN = "test-token-0123456789abcdef"
+
+
+def make_settings(tmp_path: Path, env: dict[str, str] | None = None, **overrides: Any) -> Settings:
+    base = {
+        "ENVIRONMENT": "development",
+        "API_TOKEN": TOKEN,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'pichat.db'}",
+        "SERVER_HOST": "127.0.0.1",
+        "SERVER_PORT": "0",
+        "AI_PROVIDER": "echo",
+        "ECHO_TOKENS_PER_SECOND": "0",
+        "AUDIO_DIR": str(tmp_path / "audio"),
+    }
+    base.update(env or {})
+    return load_settings(base, env_file=None, **overrides)
+
+
+class RunningServer:
+    def __init__(self, url: str, app: App, settings: Settings, stop: trio.Event) -> None:
+        self.http_url = url
+        self.url = url.replace("http", "ws", 1)
+        self.app = app
+        self.settings = settings
+        self.token = settings.api_token
+        self._stop = stop
+
+    def client(self, token: str | None = None, **options: Any) -> Any:
+        return open_client(self.url, self.token if token is None else token, **options)
+
+    def stop(self) -> None:
+        """Graceful shutdown: drain, close connections with 1001, stop listening."""
+        self._stop.set()
+
+
+@asynccontextmanager
+async def run_server(settings: Settings) -> AsyncIterator[RunningServer]:
+    stop = trio.Event()
+    apps: list[App] = []
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(
+            partial(serve, settings, shutdown_trigger=stop.wait, on_app=apps.append)
+        )
+        yield RunningServer(url, apps[0], settings, stop)
+        nursery.cancel_scope.cancel()
+
+
+async def open_conversation(client: Client, title: str = "Test") -> str:
+    reply = await client.call("create_conversation", {"title": title})
+    assert reply["action"] == "conversation_created", reply
+    conversation_id: str = reply["payload"]["id"]
+    return conversation_id
+
+
+class RawPeer:
+    """A WebSocket client on a bare socket (wsproto framing), for peers that misbehave:
+    it answers no pings by itself and reads only when told to."""
+
+    def __init__(self, stream: trio.SocketStream) -> None:
+        from wsproto import ConnectionType, WSConnection
+
+        self.stream = stream
+        self.ws = WSConnection(ConnectionType.CLIENT)
+
+    @classmethod
+    async def connect(cls, url: str, token: str) -> RawPeer:
+        from urllib.parse import urlsplit
+
+        from wsproto.events import AcceptConnection, Request
+
+        parts = urlsplit(url)
+        assert parts.hostname is not None and parts.port is not None
+        stream = await trio.open_tcp_stream(parts.hostname, parts.port)
+        peer = cls(stream)
+        await stream.send_all(peer.ws.send(Request(host=parts.netloc, target=f"/ws?token={token}")))
+        while True:
+            events = await peer.events()
+            if any(isinstance(event, AcceptConnection) for event in events):
+                return peer
+
+    async def events(self) -> list[object]:
+        data = await self.stream.receive_some(65536)
+        self.ws.receive_data(data or None)
+        return list(self.ws.events())
+
+    async def send_text(self, text: str) -> None:
+        from wsproto.events import TextMessage
+
+        await self.stream.send_all(self.ws.send(TextMessage(data=text)))
