@@ -77,6 +77,14 @@ async def open_client(
             target += f"?token={quote(token)}"
     options.setdefault("max_message_size", 64 * 1024 * 1024)
     async with open_websocket_url(target, extra_headers=headers, **options) as ws:
-        yield Client(ws)
-        with trio.move_on_after(1):
-            await ws.aclose()
+        try:
+            yield Client(ws)
+            with trio.move_on_after(1):
+                await ws.aclose()
+        finally:
+            # trio-websocket leaves its socket open when the server closes first
+            # (its reader stops on the server's TCP close without closing its own).
+            stream = getattr(ws, "_stream", None)
+            if stream is not None:
+                with trio.CancelScope(shield=True):
+                    await stream.aclose()

@@ -246,11 +246,16 @@ def load_settings(
         for required in ("AZURE_OPENAI_ENDPOINT", "AZURE_OPENAI_KEY"):
             if not get(required):
                 raise SettingsError(f"{required} is required when AI_PROVIDER=azure")
-        if not any(models.values()):
+        # Only models with a deployment can be selected.
+        models = {name: target for name, target in models.items() if target}
+        if not models:
             raise SettingsError(
                 "AZURE_OPENAI_DEPLOYMENT_GPT4 or AZURE_OPENAI_DEPLOYMENT_GPT35 is required "
                 "when AI_PROVIDER=azure"
             )
+    else:
+        # An OpenAI-compatible server is asked for the model by its own name.
+        models = {name: target or name for name, target in models.items()}
     if provider == "openai" and not get("OPENAI_BASE_URL"):
         raise SettingsError("OPENAI_BASE_URL is required when AI_PROVIDER=openai")
     if get("AZURE_SPEECH_KEY") and not (get("AZURE_SPEECH_REGION") or get("AZURE_SPEECH_ENDPOINT")):

@@ -104,3 +104,61 @@ class RawPeer:
         from wsproto.events import TextMessage
 
         await self.stream.send_all(self.ws.send(TextMessage(data=text)))
+
+
+@asynccontextmanager
+async def run_with_fake_azure(
+    tmp_path: Path, fake: Any = None, env: dict[str, str] | None = None
+) -> AsyncIterator[tuple[RunningServer, Any]]:
+    """The real server, its AI provider pointed at a fake Azure OpenAI on loopback."""
+    from pichat_trio.fakes.azure_openai import FakeAzureOpenAI
+
+    fake = fake or FakeAzureOpenAI()
+    async with trio.open_nursery() as nursery:
+        await nursery.start(fake.serve)
+        base = {
+            "AI_PROVIDER": "azure",
+            "AZURE_OPENAI_ENDPOINT": fake.endpoint,
+            "AZURE_OPENAI_KEY": fake.api_key,
+            "AZURE_OPENAI_DEPLOYMENT_GPT4": "gpt-4",
+            "AZURE_OPENAI_DEPLOYMENT_GPT35": "gpt-35-turbo",
+            "AI_CONNECT_TIMEOUT": "2",
+            "AI_READ_TIMEOUT": "5",
+        }
+        base.update(env or {})
+        async with run_server(make_settings(tmp_path, base)) as running:
+            yield running, fake
+        nursery.cancel_scope.cancel()
+
+
+async def collect_stream(client: Client, conversation_id: str) -> dict[str, Any]:
+    """Frames of one answer, up to its conversation_updated: the tokens, the final
+    frame, the stored assistant message, and every action in order."""
+    actions: list[str] = []
+    tokens: list[str] = []
+    final: dict[str, Any] = {}
+    stored: dict[str, Any] = {}
+    while True:
+        frame = await client.receive()
+        action = frame["action"]
+        payload = frame["payload"]
+        if payload.get("conversation_id", payload.get("id")) not in (conversation_id, None) and (
+            action != "new_message"
+        ):
+            continue
+        actions.append(action)
+        if action == "message_stream":
+            tokens.append(payload["token"])
+            if payload["finished"]:
+                final = payload
+        elif action == "new_message" and payload["message"]["role"] == "assistant":
+            stored = payload["message"]
+        elif action == "conversation_updated" and final:
+            return {
+                "actions": actions,
+                "tokens": tokens,
+                "text": "".join(tokens),
+                "final": final,
+                "message": stored,
+                "conversation": payload,
+            }

@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import logging
 from collections.abc import Awaitable, Callable
+from contextlib import aclosing
 from dataclasses import dataclass
 from typing import Any, Protocol
 
@@ -45,6 +46,9 @@ class Peer(Protocol):
 
     def send(self, text: str) -> None:
         """Queue a frame for this connection alone."""
+
+    def check_capacity(self) -> None:
+        """Raise ``Busy`` (or ``UpstreamUnavailable`` while draining) if ``spawn`` would."""
 
     def spawn(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
         """Run long work in the connection's nursery; raises ``Busy`` at the cap."""
@@ -168,6 +172,7 @@ class Router:
     # ---------------------------------------------------------- messages
 
     async def _send_message(self, call: _Call, p: Any) -> None:
+        call.peer.check_capacity()  # before anything is stored
         audio_file = None
         if p.audio_data is not None:
             audio_file = await self._store_audio(call, p.audio_data)
@@ -226,6 +231,7 @@ class Router:
 
     async def _text_to_speech(self, call: _Call, p: Any) -> None:
         speech = self._speech()
+        call.peer.check_capacity()
         settings = await self.services.settings.get(call.origin.user)
         voice = settings.voice_settings
         if p.voice_settings is not None:
@@ -239,12 +245,14 @@ class Router:
         try:
             if stream:
                 seq = 0
-                async for chunk in speech.text_to_speech_stream(text, voice, audio_format):
-                    call.reply(
-                        "text_to_speech_chunk",
-                        {"seq": seq, "audio_data": _b64(chunk), "final": False},
-                    )
-                    seq += 1
+                chunks = speech.text_to_speech_stream(text, voice, audio_format)
+                async with aclosing(chunks):  # a cancellation stops the engine at once
+                    async for chunk in chunks:
+                        call.reply(
+                            "text_to_speech_chunk",
+                            {"seq": seq, "audio_data": _b64(chunk), "final": False},
+                        )
+                        seq += 1
                 call.reply(
                     "text_to_speech_chunk",
                     {
@@ -270,6 +278,7 @@ class Router:
 
     async def _speech_to_text(self, call: _Call, p: Any) -> None:
         speech = self._speech()
+        call.peer.check_capacity()
         language = p.language
         if language is None:
             settings = await self.services.settings.get(call.origin.user)

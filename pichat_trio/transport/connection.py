@@ -86,7 +86,8 @@ class Connection:
     def send(self, text: str) -> None:
         self._outbox.put(text)
 
-    def spawn(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+    def check_capacity(self) -> None:
+        """Raise what ``spawn`` would raise now, before any work is done."""
         if not self._accepting():
             raise UpstreamUnavailable("the server is restarting; try again in a moment")
         if self._tasks >= self._limits.max_tasks:
@@ -94,6 +95,9 @@ class Connection:
                 f"at most {self._limits.max_tasks} answers and speech calls at once "
                 "on one connection"
             )
+
+    def spawn(self, fn: Callable[..., Awaitable[None]], *args: Any) -> None:
+        self.check_capacity()
         assert self._nursery is not None
         self._tasks += 1
         self._nursery.start_soon(self._guarded, fn, args)

@@ -1,0 +1,284 @@
+"""Answers streamed from a fake Azure OpenAI over real sockets, as PROTOCOL.md says."""
+
+from __future__ import annotations
+
+import pytest
+import trio
+from support import collect_stream, open_conversation, run_with_fake_azure
+
+from pichat_trio.fakes.azure_openai import Behaviour, FakeAzureOpenAI
+
+
+def _compress(actions: list[str]) -> list[str]:
+    """Runs of message_stream frames folded into one entry."""
+    out: list[str] = []
+    for action in actions:
+        if not (out and action == "message_stream" and out[-1] == "message_stream"):
+            out.append(action)
+    return out
+
+
+async def test_full_event_sequence_on_requester_and_other_device(tmp_path):
+    fake = FakeAzureOpenAI(behaviour=Behaviour(tokens=20, rate=200))
+    async with run_with_fake_azure(tmp_path, fake) as (server, _):  # noqa: SIM117
+        async with server.client() as phone, server.client() as pi:
+            with trio.fail_after(10):
+                conversation_id = await open_conversation(phone)
+                await pi.expect("conversation_created")
+                request_id = await phone.request(
+                    "send_message", {"conversation_id": conversation_id, "content": "Hello?"}
+                )
+                sent = await phone.receive()
+                assert sent["action"] == "message_sent" and sent["request_id"] == request_id
+                assert sent["payload"]["role"] == "user"
+                assert sent["payload"]["content"] == "Hello?"
+                assert sent["payload"]["status"] == "complete"
+                mine = await collect_stream(phone, conversation_id)
+                seen = await pi.expect("new_message")
+                assert seen["payload"]["message"] == sent["payload"]
+                theirs = await collect_stream(pi, conversation_id)
+
+    expected = [
+        "typing_indicator",
+        "message_stream",
+        "new_message",
+        "typing_indicator",
+        "conversation_updated",
+    ]
+    for stream in (mine, theirs):
+        assert _compress(stream["actions"]) == expected
+        assert stream["text"] == fake.answer()
+        assert stream["message"]["content"] == fake.answer()
+        assert stream["message"]["status"] == "complete"
+        assert stream["final"]["finish_reason"] == "stop"
+        assert stream["final"]["token"] == ""
+        assert stream["conversation"]["last_message_at"] is not None
+    assert mine["tokens"] == theirs["tokens"]
+    # Clients that keep up get one frame per upstream token, then the final one.
+    assert len(mine["tokens"]) == fake.behaviour.tokens + 1
+
+
+async def test_history_and_personality_reach_upstream(tmp_path):
+    async with run_with_fake_azure(tmp_path) as (server, fake), server.client() as client:
+        with trio.fail_after(10):
+            await client.call("update_settings", {"assistant_personality": "Answer in haiku."})
+            conversation_id = await open_conversation(client)
+            for text in ("first question", "second question"):
+                await client.request(
+                    "send_message", {"conversation_id": conversation_id, "content": text}
+                )
+                await collect_stream(client, conversation_id)
+    body = fake.requests[1].body
+    assert body["stream"] is True
+    assert fake.requests[1].deployment == "gpt-4"
+    assert [(m["role"], m["content"]) for m in body["messages"]] == [
+        ("system", "Answer in haiku."),
+        ("user", "first question"),
+        ("assistant", fake.answer()),
+        ("user", "second question"),
+    ]
+    assert "api-key" not in fake.requests[1].headers or fake.requests[1].headers["api-key"] != (
+        fake.api_key
+    )
+
+
+async def test_selected_model_picks_the_deployment(tmp_path):
+    async with run_with_fake_azure(tmp_path) as (server, fake), server.client() as client:
+        with trio.fail_after(10):
+            conversation_id = await open_conversation(client)
+            await client.call("update_settings", {"selected_model": "gpt-3.5"})
+            await client.request(
+                "send_message", {"conversation_id": conversation_id, "content": "hi"}
+            )
+            await collect_stream(client, conversation_id)
+    assert fake.requests[0].deployment == "gpt-35-turbo"
+
+
+async def test_the_first_message_names_the_conversation(tmp_path):
+    async with run_with_fake_azure(tmp_path) as (server, _fake), server.client() as client:
+        with trio.fail_after(10):
+            reply = await client.call("create_conversation")
+            conversation_id = reply["payload"]["id"]
+            content = "Where should we travel this summer with two small kids and a dog"
+            await client.request(
+                "send_message", {"conversation_id": conversation_id, "content": content}
+            )
+            stream = await collect_stream(client, conversation_id)
+    title = stream["conversation"]["title"]
+    assert title == "Where should we travel this summer with two small kids and a…"
+    assert len(title) <= 61
+
+
+@pytest.mark.parametrize(
+    ("marker", "finish", "status", "error_code"),
+    [
+        ("[fake:filter:3]", "content_filter", "complete", None),
+        ("[fake:length]", "length", "complete", None),
+        ("[fake:filter]", "error", "error", "upstream_error"),
+        ("[fake:401]", "error", "error", "upstream_error"),
+        ("[fake:503:9]", "error", "error", "upstream_unavailable"),
+        ("[fake:drop:4]", "error", "error", "upstream_unavailable"),
+        ("[fake:stall:2]", "error", "error", "upstream_unavailable"),
+    ],
+)
+async def test_upstream_failures_end_the_stream_as_the_protocol_says(
+    tmp_path, marker, finish, status, error_code
+):
+    fake = FakeAzureOpenAI(behaviour=Behaviour(retry_after=0.01))
+    env = {"AI_READ_TIMEOUT": "0.3"}
+    async with run_with_fake_azure(tmp_path, fake, env) as (server, _), server.client() as client:
+        with trio.fail_after(10):
+            conversation_id = await open_conversation(client)
+            request_id = await client.request(
+                "send_message", {"conversation_id": conversation_id, "content": f"go {marker}"}
+            )
+            stream = await collect_stream(client, conversation_id)
+            stored = await client.call("get_messages", {"conversation_id": conversation_id})
+    assert stream["final"]["finish_reason"] == finish
+    assert stream["message"]["status"] == status
+    assert stream["message"]["content"] == stream["text"]
+    assert stored["payload"]["messages"][-1] == stream["message"]
+    errors = [a for a in stream["actions"] if a == "error"]
+    if error_code is None:
+        assert errors == []
+    else:
+        assert errors == ["error"]
+        # The requester's error carries its request_id and names send_message.
+        assert error_code
+    if marker == "[fake:drop:4]":
+        assert stream["text"] == fake.answer(4)  # what was streamed is kept
+    if marker == "[fake:503:9]":
+        assert len(fake.requests) == 3  # AI_MAX_ATTEMPTS
+    assert request_id
+
+
+async def test_the_requester_gets_an_error_frame_with_its_request_id(tmp_path):
+    async with run_with_fake_azure(tmp_path) as (server, _fake), server.client() as client:
+        with trio.fail_after(10):
+            conversation_id = await open_conversation(client)
+            request_id = await client.request(
+                "send_message", {"conversation_id": conversation_id, "content": "[fake:filter]"}
+            )
+            error = await client.expect("error")
+    assert error["request_id"] == request_id
+    assert error["payload"]["code"] == "upstream_error"
+    assert error["payload"]["request_action"] == "send_message"
+    assert "content filter" in error["payload"]["message"]
+
+
+async def test_a_429_is_retried_after_retry_after(tmp_path):
+    fake = FakeAzureOpenAI()
+    fake.fail_next(429, retry_after=0.05)
+    async with run_with_fake_azure(tmp_path, fake) as (server, _), server.client() as client:
+        with trio.fail_after(10):
+            conversation_id = await open_conversation(client)
+            await client.request(
+                "send_message", {"conversation_id": conversation_id, "content": "hi"}
+            )
+            stream = await collect_stream(client, conversation_id)
+    assert stream["final"]["finish_reason"] == "stop"
+    assert stream["text"] == fake.answer()
+    assert [r.status for r in fake.requests] == [429, 200]
+    assert fake.requests[1].started_at - fake.requests[0].started_at >= 0.05
+
+
+async def test_disconnect_mid_stream_aborts_upstream_and_keeps_the_partial_answer(tmp_path):
+    fake = FakeAzureOpenAI(behaviour=Behaviour(tokens=200, rate=100))
+    async with run_with_fake_azure(tmp_path, fake) as (server, _), server.client() as watcher:
+        with trio.fail_after(10):
+            conversation_id = await open_conversation(watcher)
+            async with server.client() as requester:
+                await requester.request(
+                    "send_message", {"conversation_id": conversation_id, "content": "long one"}
+                )
+                for _ in range(5):
+                    await requester.expect("message_stream")
+                await requester.ws.aclose()
+                closed_at = trio.current_time()
+            upstream = await fake.wait_disconnected(0)
+            stream = await collect_stream(watcher, conversation_id)
+    assert upstream.ended_by == "client"
+    assert upstream.disconnected_at is not None
+    assert upstream.disconnected_at - closed_at < 0.1
+    assert upstream.tokens_sent < 200
+    assert stream["final"]["finish_reason"] == "interrupted"
+    assert stream["message"]["status"] == "interrupted"
+    assert stream["message"]["content"] == stream["text"]
+    assert fake.answer(200).startswith(stream["text"]) and len(stream["text"]) > 0
+
+
+async def test_cancel_generation_stops_the_answer(tmp_path):
+    fake = FakeAzureOpenAI(behaviour=Behaviour(tokens=500, rate=100))
+    async with run_with_fake_azure(tmp_path, fake) as (server, _), server.client() as client:
+        with trio.fail_after(10):
+            conversation_id = await open_conversation(client)
+            await client.request(
+                "send_message", {"conversation_id": conversation_id, "content": "talk"}
+            )
+            first = await client.expect("message_stream")
+            reply = await client.call("cancel_generation", {"conversation_id": conversation_id})
+            assert reply["action"] == "generation_cancelled"
+            assert reply["payload"] == {
+                "conversation_id": conversation_id,
+                "message_id": first["payload"]["message_id"],
+            }
+            stream = await collect_stream(client, conversation_id)
+            upstream = await fake.wait_disconnected(0)
+            again = await client.call("cancel_generation", {"conversation_id": conversation_id})
+    assert stream["final"]["finish_reason"] == "cancelled"
+    assert stream["message"]["status"] == "cancelled"
+    assert upstream.ended_by == "client" and upstream.tokens_sent < 500
+    assert again["payload"]["code"] == "not_found"
+
+
+async def test_one_generation_per_conversation_and_a_cap_per_connection(tmp_path):
+    fake = FakeAzureOpenAI(behaviour=Behaviour(tokens=50, rate=100))
+    env = {"MAX_GENERATIONS_PER_CONNECTION": "2"}
+    async with run_with_fake_azure(tmp_path, fake, env) as (server, _), server.client() as client:
+        with trio.fail_after(10):
+            first, second, third = [await open_conversation(client) for _ in range(3)]
+            await client.call("send_message", {"conversation_id": first, "content": "a"})
+            busy = await client.call("send_message", {"conversation_id": first, "content": "b"})
+            assert busy["payload"]["code"] == "busy"
+            parallel = await client.call(
+                "send_message", {"conversation_id": second, "content": "c"}
+            )
+            assert parallel["action"] == "message_sent"
+            capped = await client.call("send_message", {"conversation_id": third, "content": "d"})
+            assert capped["payload"].get("code") == "busy", capped
+            assert "at most 2" in capped["payload"]["message"]
+            # The refused conversation is free again once the cap allows.
+            finished: set[str] = set()
+            while len(finished) < 2:  # conversation_updated is the last event of an answer
+                frame = await client.receive()
+                if frame["action"] == "conversation_updated":
+                    finished.add(frame["payload"]["id"])
+            reply = await client.call("send_message", {"conversation_id": third, "content": "e"})
+            assert reply["action"] == "message_sent"
+            assert (await collect_stream(client, third))["final"]["finish_reason"] == "stop"
+            messages = await client.call("get_messages", {"conversation_id": first})
+            assert next(m["content"] for m in messages["payload"]["messages"]) == "a"
+            assert len(messages["payload"]["messages"]) == 2
+
+
+async def test_shutdown_interrupts_answers_and_closes_with_1001(tmp_path):
+    from trio_websocket import ConnectionClosed
+
+    fake = FakeAzureOpenAI(behaviour=Behaviour(tokens=1000, rate=100))
+    env = {"SHUTDOWN_GRACE": "0.2"}
+    async with run_with_fake_azure(tmp_path, fake, env) as (server, _), server.client() as client:
+        with trio.fail_after(10):
+            conversation_id = await open_conversation(client)
+            await client.request(
+                "send_message", {"conversation_id": conversation_id, "content": "x"}
+            )
+            await client.expect("message_stream")
+            server.stop()
+            stream = await collect_stream(client, conversation_id)
+            with pytest.raises(ConnectionClosed) as closed:
+                while True:
+                    await client.receive()
+    assert stream["final"]["finish_reason"] == "interrupted"
+    assert stream["message"]["status"] == "interrupted"
+    assert closed.value.reason.code == 1001
+    assert fake.requests[0].ended_by == "client"

@@ -1,0 +1,73 @@
+"""The layering written in pichat_trio/__init__.py, kept true.
+
+protocol/ and services/ import no networking (trio's sockets, hypercorn,
+ASGI, wsproto, trio-websocket, httpx); adapters/ import neither the
+protocol nor the transport; services import no adapters.
+"""
+
+from __future__ import annotations
+
+import ast
+from pathlib import Path
+
+import pytest
+
+PACKAGE = Path(__file__).resolve().parents[2] / "pichat_trio"
+
+NETWORKING = ("hypercorn", "wsproto", "trio_websocket", "h11", "httpx", "socket", "trio.socket")
+_OUTER = ("pichat_trio.asgi", "pichat_trio.server", "pichat_trio.app")
+RULES = {
+    "protocol": (*NETWORKING, *_OUTER, "pichat_trio.transport", "pichat_trio.adapters"),
+    "services": (
+        *NETWORKING,
+        *_OUTER,
+        "pichat_trio.protocol",
+        "pichat_trio.transport",
+        "pichat_trio.adapters",
+    ),
+    "adapters": (*_OUTER, "pichat_trio.protocol", "pichat_trio.transport", "pichat_trio.services"),
+}
+NETWORK_CALLS = ("open_tcp_stream", "open_tcp_listeners", "serve_tcp", "open_ssl_over_tcp_stream")
+
+
+def _imports(path: Path) -> list[str]:
+    module = ".".join(path.relative_to(PACKAGE.parent).with_suffix("").parts)
+    package = module.rsplit(".", 1)[0]
+    names: list[str] = []
+    for node in ast.walk(ast.parse(path.read_text())):
+        if isinstance(node, ast.Import):
+            names += [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")
+                base = base[: len(base) - node.level + 1]
+                prefix = ".".join(base + ([node.module] if node.module else []))
+            else:
+                prefix = node.module or ""
+            names.append(prefix)
+            names += [f"{prefix}.{alias.name}" for alias in node.names]
+        elif isinstance(node, ast.Attribute) and node.attr in NETWORK_CALLS:
+            names.append(f"trio.socket.{node.attr}")
+    return names
+
+
+@pytest.mark.parametrize("layer", sorted(RULES))
+def test_layer_imports_only_what_it_may(layer):
+    offences = []
+    for path in sorted((PACKAGE / layer).rglob("*.py")):
+        for name in _imports(path):
+            for forbidden in RULES[layer]:
+                if name == forbidden or name.startswith(forbidden + "."):
+                    offences.append(f"{path.relative_to(PACKAGE)} imports {name}")
+    assert offences == []
+
+
+def test_the_rules_can_fail(tmp_path):
+    """The checker sees a forbidden import (so the test above can fail)."""
+    fake = PACKAGE / "services" / "_layering_probe.py"
+    fake.write_text("from ..transport import connection\nimport httpx\n")
+    try:
+        names = _imports(fake)
+    finally:
+        fake.unlink()
+    assert "pichat_trio.transport" in names and "httpx" in names
