@@ -4,7 +4,13 @@ from __future__ import annotations
 
 import pytest
 import trio
-from support import collect_stream, open_conversation, run_with_fake_azure
+from support import (
+    collect_stream,
+    make_settings,
+    open_conversation,
+    run_server,
+    run_with_fake_azure,
+)
 
 from pichat_trio.fakes.azure_openai import Behaviour, FakeAzureOpenAI
 
@@ -282,3 +288,52 @@ async def test_shutdown_interrupts_answers_and_closes_with_1001(tmp_path):
     assert stream["message"]["status"] == "interrupted"
     assert closed.value.reason.code == 1001
     assert fake.requests[0].ended_by == "client"
+
+
+@pytest.mark.parametrize("provider", ["azure", "openai", "echo"])
+async def test_every_provider_streams_through_the_same_path(tmp_path, provider):
+    fake = FakeAzureOpenAI()
+    env = {"AI_PROVIDER": provider}
+    async with trio.open_nursery() as nursery:
+        await nursery.start(fake.serve)
+        if provider == "openai":
+            env.update(
+                OPENAI_BASE_URL=f"{fake.endpoint}/v1",
+                OPENAI_API_KEY=fake.api_key,
+                AI_MODELS="gpt-4=gpt-4,gpt-3.5=gpt-35-turbo",
+            )
+        elif provider == "azure":
+            env.update(
+                AZURE_OPENAI_ENDPOINT=fake.endpoint,
+                AZURE_OPENAI_KEY=fake.api_key,
+                AZURE_OPENAI_DEPLOYMENT_GPT4="gpt-4",
+            )
+        async with run_server(make_settings(tmp_path, env)) as server, server.client() as client:
+            names = {"azure": "azure-openai", "openai": "openai-compatible", "echo": "echo"}
+            assert server.app.chat.model.name == names[provider]
+            with trio.fail_after(10):
+                conversation_id = await open_conversation(client)
+                await client.request(
+                    "send_message", {"conversation_id": conversation_id, "content": "Hi there"}
+                )
+                stream = await collect_stream(client, conversation_id)
+        nursery.cancel_scope.cancel()
+    assert _compress(stream["actions"]) == [
+        "message_sent",
+        "typing_indicator",
+        "message_stream",
+        "new_message",
+        "typing_indicator",
+        "conversation_updated",
+    ]
+    assert stream["final"]["finish_reason"] == "stop"
+    assert stream["message"]["content"] == stream["text"] and stream["message"]["status"] == (
+        "complete"
+    )
+    if provider == "echo":
+        assert stream["text"].startswith("[echo model: no AI service is configured]")
+        assert "Hi there" in stream["text"]
+        assert fake.requests == []
+    else:
+        assert stream["text"] == fake.answer()
+        assert fake.requests[0].route == provider

@@ -82,3 +82,13 @@ def test_every_variable_is_documented():
     for variable in VARIABLES:
         assert f"{variable.name}=" in example
         assert f"`{variable.name}`" in readme, variable.name
+
+
+def test_the_readme_voice_table_is_the_code_s():
+    from pichat_trio.voices import ACCENTS
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    for name, accent in ACCENTS.items():
+        cells = [f"`{name}`", accent.locale, accent.azure_female, accent.azure_male, accent.espeak]
+        row = "| " + " | ".join(cells) + " |"
+        assert row in readme, row
