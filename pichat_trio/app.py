@@ -23,7 +23,7 @@ from .adapters.sql.migrate import upgrade
 from .adapters.sql.repository import SqlRepository
 from .ports import ChatModel, Hub
 from .protocol.router import Router, Services
-from .protocol.schemas import Limits, Schemas
+from .protocol.schemas import Schemas
 from .services.chat import ChatService
 from .services.conversations import ConversationService
 from .services.db import Database
@@ -150,23 +150,13 @@ async def open_app(settings: Settings, *, migrate: bool | None = None) -> AsyncI
             checkpoint_seconds=settings.checkpoint_seconds,
         )
         services = Services(conversations, user_settings, chat, speech, audio_store)
-        router = Router(services, Schemas(_limits(settings)))
+        router = Router(services, Schemas(settings.limits))
 
         async def lookup(token: str) -> models.User | None:
             return await db.run(repository.user_for_token, token)
 
         auth = Authenticator(settings.api_token, default_user, lookup)
         yield App(settings, db, hub, router, auth, chat, speech_name)
-
-
-def _limits(settings: Settings) -> Limits:
-    return Limits(
-        max_content_chars=settings.max_content_chars,
-        max_title_chars=settings.max_title_chars,
-        max_personality_chars=settings.max_personality_chars,
-        max_tts_chars=settings.max_tts_chars,
-        max_audio_base64_chars=(settings.max_audio_bytes * 4) // 3 + 4,
-    )
 
 
 def _open_model(settings: Settings) -> AbstractAsyncContextManager[ChatModel]:
@@ -199,9 +189,9 @@ async def _open_speech(
     )
     service = SpeechService(
         engine,
-        max_text_chars=settings.max_tts_chars,
-        max_audio_seconds=settings.max_audio_seconds,
-        max_audio_bytes=settings.max_audio_bytes,
+        max_text_chars=settings.limits.max_tts_chars,
+        max_audio_seconds=settings.limits.max_audio_seconds,
+        max_audio_bytes=settings.limits.max_audio_bytes,
         timeout=settings.speech_timeout,
     )
     return service, LocalAudioStore(settings.audio_dir), engine.name, tuple(ACCENTS)

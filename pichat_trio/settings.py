@@ -16,6 +16,8 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import quote_plus
 
+from .limits import Limits
+
 __all__ = ["VARIABLES", "Settings", "SettingsError", "Variable", "load_settings"]
 
 
@@ -139,13 +141,7 @@ class Settings:
     checkpoint_seconds: float = 1.0
     shutdown_grace: float = 10.0
     log_level: str = "INFO"
-    # Protocol limits (PROTOCOL.md); not environment variables.
-    max_content_chars: int = 32_000
-    max_title_chars: int = 200
-    max_personality_chars: int = 4_000
-    max_tts_chars: int = 5_000
-    max_audio_seconds: float = 60.0
-    max_audio_bytes: int = 10 * 1024 * 1024
+    limits: Limits = field(default_factory=Limits)  # PROTOCOL.md's; not variables yet
 
     @property
     def is_development(self) -> bool:

@@ -105,6 +105,11 @@ class RawPeer:
 
         await self.stream.send_all(self.ws.send(TextMessage(data=text)))
 
+    async def send_action(self, action: str, payload: dict[str, Any]) -> None:
+        import msgspec
+
+        await self.send_text(msgspec.json.encode({"action": action, "payload": payload}).decode())
+
 
 @asynccontextmanager
 async def run_with_fake_azure(

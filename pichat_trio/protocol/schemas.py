@@ -9,24 +9,14 @@ from __future__ import annotations
 
 import re
 import uuid
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
 
-__all__ = ["Limits", "Schemas", "field_error"]
+from ..limits import Limits
 
-
-@dataclass(frozen=True)
-class Limits:
-    max_content_chars: int = 32_000
-    max_title_chars: int = 200
-    max_personality_chars: int = 4_000
-    max_tts_chars: int = 5_000
-    max_conversations_page: int = 200
-    max_messages_page: int = 500
-    max_audio_base64_chars: int = (10 * 1024 * 1024 * 4) // 3 + 4
+__all__ = ["Schemas", "field_error"]
 
 
 def _text(max_chars: int, min_chars: int = 0) -> Any:

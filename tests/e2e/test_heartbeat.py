@@ -68,10 +68,8 @@ async def test_dropping_a_silent_peer_interrupts_its_answer(tmp_path):
         with trio.fail_after(10):
             conversation_id = await open_conversation(watcher)
             silent = await RawPeer.connect(server.url, server.token)
-            await silent.send_text(
-                '{"action": "send_message", "payload": {"conversation_id": "'
-                + conversation_id
-                + '", "content": "hi"}}'
+            await silent.send_action(
+                "send_message", {"conversation_id": conversation_id, "content": "hi"}
             )
             results: dict[str, dict] = {}
 

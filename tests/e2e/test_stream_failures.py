@@ -51,10 +51,8 @@ async def test_a_stuck_client_is_closed_and_its_answer_interrupted(tmp_path):
         with trio.fail_after(20):
             conversation_id = await open_conversation(watcher)
             stuck = await RawPeer.connect(server.url, server.token)
-            await stuck.send_text(
-                '{"action": "send_message", "payload": {"conversation_id": "'
-                + conversation_id
-                + '", "content": "flood me"}}'
+            await stuck.send_action(
+                "send_message", {"conversation_id": conversation_id, "content": "flood me"}
             )
             # It never reads again; the watcher reads everything.
             stream = await collect_stream(watcher, conversation_id)

@@ -6,9 +6,10 @@ import msgspec
 import pytest
 
 from pichat_trio.events import Frame, TokenFrame, encode_event, frame_for
+from pichat_trio.limits import Limits
 from pichat_trio.protocol.envelope import decode_payload, decode_request
 from pichat_trio.protocol.errors import ProtocolError, error_frame
-from pichat_trio.protocol.schemas import Limits, Schemas
+from pichat_trio.protocol.schemas import Schemas
 
 SCHEMAS = Schemas(Limits(max_title_chars=10))
 
