@@ -144,7 +144,6 @@ async def open_app(settings: Settings, *, migrate: bool | None = None) -> AsyncI
             db,
             fanout,
             model,
-            user_settings,
             history_tokens=settings.ai_history_tokens,
             max_tokens=settings.ai_max_tokens,
             checkpoint_seconds=settings.checkpoint_seconds,

@@ -13,6 +13,7 @@ import msgspec
 
 __all__ = [
     "Conversation",
+    "Exchange",
     "Message",
     "MessageStatus",
     "Role",
@@ -59,3 +60,15 @@ class Settings(msgspec.Struct, frozen=True):
     selected_model: str
     voice_settings: VoiceSettings
     assistant_personality: str
+
+
+class Exchange(msgspec.Struct, frozen=True):
+    """What one ``send_message`` starts, read and written in one transaction: the
+    stored user message, the assistant's (empty, ``streaming``) answer, the
+    conversation, the user's settings and the history before the answer."""
+
+    user_message: Message
+    answer: Message
+    conversation: Conversation
+    settings: Settings
+    history: list[Message]

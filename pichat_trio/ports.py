@@ -14,7 +14,15 @@ from typing import Literal, Protocol
 
 import msgspec
 
-from .models import Conversation, Message, MessageStatus, Settings, User, VoiceSettings
+from .models import (
+    Conversation,
+    Exchange,
+    Message,
+    MessageStatus,
+    Settings,
+    User,
+    VoiceSettings,
+)
 
 __all__ = [
     "AudioFormat",
@@ -187,6 +195,16 @@ class Repository(Protocol):
         is_audio: bool = False,
         audio_file: str | None = None,
     ) -> tuple[Message, Conversation] | None: ...
+    def start_exchange(
+        self,
+        user_id: str,
+        conversation_id: str,
+        content: str,
+        is_audio: bool,
+        audio_file: str | None,
+        retitle: tuple[str, str] | None,
+        history_rows: int,
+    ) -> Exchange | None: ...
     def update_message(
         self, user_id: str, message_id: str, content: str, status: MessageStatus
     ) -> bool: ...

@@ -17,6 +17,7 @@ waits on the database.
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from contextlib import aclosing
 from dataclasses import dataclass, field
 
@@ -24,12 +25,11 @@ import trio
 
 from ..errors import Busy, InvalidInput, NotFound, PichatError
 from ..events import Frame, TokenFrame, encode_event
-from ..models import Conversation, Message, MessageStatus
+from ..models import Conversation, Message, MessageStatus, Settings
 from ..ports import ChatModel, ChatRequest, ChatTurn
 from .conversations import DEFAULT_TITLE
 from .db import Database
 from .fanout import Fanout, Origin
-from .settings import SettingsService
 
 __all__ = ["ChatService", "Generation", "title_from"]
 
@@ -73,6 +73,7 @@ class Generation:
     message_id: str | None = None
     reason: str = "interrupted"  # why it ended, when cancelled from outside
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
+    request: ChatRequest | None = None
     parts: list[str] = field(default_factory=list)
     saved_parts: int = 0
 
@@ -83,7 +84,6 @@ class ChatService:
         db: Database,
         fanout: Fanout,
         model: ChatModel,
-        settings: SettingsService,
         *,
         history_tokens: int = 6000,
         max_tokens: int | None = None,
@@ -93,7 +93,6 @@ class ChatService:
         self._repo = db.repository
         self._fanout = fanout
         self.model = model
-        self._settings = settings
         self._history_tokens = history_tokens
         self._max_tokens = max_tokens
         self._checkpoint_seconds = checkpoint_seconds
@@ -123,29 +122,25 @@ class ChatService:
         generation = Generation(origin, conversation_id)
         self._reserve(generation)
         try:
-            stored = await self._db.run(
-                self._repo.add_message,
+            # One transaction: the question, the answer's row, and the prompt's context.
+            exchange = await self._db.run(
+                self._repo.start_exchange,
                 origin.user.id,
                 conversation_id,
-                "user",
                 content,
-                "complete",
                 is_audio,
                 audio_file,
+                (DEFAULT_TITLE, title_from(content)),
+                _HISTORY_ROWS,
             )
-            if stored is None:
+            if exchange is None:
                 raise NotFound("no such conversation")
-            message, conversation = stored
-            if conversation.title == DEFAULT_TITLE:
-                await self._db.run(
-                    self._repo.rename_conversation,
-                    origin.user.id,
-                    conversation_id,
-                    title_from(content),
-                )
         except BaseException:
             self._release(generation)
             raise
+        generation.message_id = exchange.answer.id
+        generation.request = self._prompt(exchange.settings, exchange.history)
+        message = exchange.user_message
         await self._fanout.to_others(origin, "new_message", {"message": message})
         return message, generation
 
@@ -199,24 +194,13 @@ class ChatService:
         try:
             with generation.scope:
                 try:
-                    request = await self._prompt(origin, generation.conversation_id)
-                    stored = await self._db.run(
-                        self._repo.add_message,
-                        user_id,
-                        generation.conversation_id,
-                        "assistant",
-                        "",
-                        "streaming",
-                    )
-                    if stored is None:
-                        raise NotFound("no such conversation")
-                    generation.message_id = stored[0].id
+                    assert generation.request is not None
                     await self._fanout.to_user(
                         user_id,
                         "typing_indicator",
                         {"conversation_id": generation.conversation_id, "is_typing": True},
                     )
-                    finish = await self._stream(generation, request)
+                    finish = await self._stream(generation, generation.request)
                 except PichatError as error:
                     finish, failure = "error", error
                 except Exception:
@@ -235,16 +219,11 @@ class ChatService:
                 finally:
                     self._release(generation)
 
-    async def _prompt(self, origin: Origin, conversation_id: str) -> ChatRequest:
-        settings = await self._settings.get(origin.user)
-        page = await self._db.run(
-            self._repo.list_messages, origin.user.id, conversation_id, _HISTORY_ROWS, None
-        )
-        if page is None:
-            raise NotFound("no such conversation")
+    def _prompt(self, settings: Settings, history: Sequence[Message]) -> ChatRequest:
+        """The request for the model: personality, then history within the budget."""
         budget = self._history_tokens - _estimate_tokens(settings.assistant_personality)
         turns: list[ChatTurn] = []
-        for message in reversed(page[0]):  # newest first, until the budget is spent
+        for message in reversed(history):  # newest first, until the budget is spent
             if message.role == "assistant" and (message.status == "error" or not message.content):
                 continue
             cost = _estimate_tokens(message.content)

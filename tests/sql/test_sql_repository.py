@@ -451,3 +451,45 @@ def test_settings_default_then_upsert(
 
 def test_ping(repo: SqlRepository) -> None:
     repo.ping()
+
+
+def test_start_exchange_is_one_round_trip_for_a_message(
+    repo: SqlRepository, alice: User, bob: User
+) -> None:
+    conversation = repo.create_conversation(alice.id, "Untitled")
+    earlier = repo.add_message(alice.id, conversation.id, "user", "before", "complete")
+    assert earlier is not None
+    repo.save_settings(
+        alice.id,
+        Settings(
+            selected_model="gpt-3.5",
+            voice_settings=VoiceSettings(),
+            assistant_personality="Be brief.",
+        ),
+    )
+
+    exchange = repo.start_exchange(
+        alice.id, conversation.id, POLISH, True, "k.wav", ("Untitled", "Named"), 10
+    )
+
+    assert exchange is not None
+    assert (exchange.user_message.role, exchange.user_message.content) == ("user", POLISH)
+    assert (exchange.user_message.is_audio, exchange.user_message.audio_file) == (True, "k.wav")
+    assert (exchange.answer.role, exchange.answer.content) == ("assistant", "")
+    assert exchange.answer.status == "streaming"
+    assert exchange.conversation.title == "Named"
+    assert exchange.conversation.last_message_at == exchange.user_message.created_at
+    assert exchange.settings.assistant_personality == "Be brief."
+    # The history ends with the question and does not hold the answer being written.
+    assert [m.content for m in exchange.history] == ["before", POLISH]
+    stored, _ = repo.list_messages(alice.id, conversation.id, 10, None) or ([], False)
+    assert [m.id for m in stored] == [
+        earlier[0].id,
+        exchange.user_message.id,
+        exchange.answer.id,
+    ]
+    # A title that is not the default stays; another user's conversation is not found.
+    again = repo.start_exchange(alice.id, conversation.id, "x", False, None, ("Untitled", "Z"), 1)
+    assert again is not None and again.conversation.title == "Named"
+    assert [m.content for m in again.history] == ["x"]
+    assert repo.start_exchange(bob.id, conversation.id, "x", False, None, None, 10) is None

@@ -14,9 +14,19 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 from typing import Any
 
+import msgspec
 import sqlalchemy as sa
 
-from ...models import Conversation, Message, MessageStatus, Settings, User, VoiceSettings
+from ...models import (
+    Conversation,
+    Exchange,
+    Message,
+    MessageStatus,
+    Role,
+    Settings,
+    User,
+    VoiceSettings,
+)
 from .tables import conversations, messages, user_settings, users
 
 __all__ = ["SqlRepository", "hash_token"]
@@ -229,6 +239,49 @@ class SqlRepository:
 
     # ---------------------------------------------------------- messages
 
+    def _insert_message(
+        self,
+        connection: sa.Connection,
+        user_id: str,
+        conversation_id: str,
+        role: Role,
+        content: str,
+        status: MessageStatus,
+        is_audio: bool,
+        audio_file: str | None,
+        now: datetime,
+    ) -> Message:
+        message = Message(
+            id=str(uuid.uuid4()),
+            conversation_id=conversation_id,
+            role=role,
+            content=content,
+            created_at=now.replace(tzinfo=UTC),
+            is_audio=is_audio,
+            audio_file=audio_file,
+            status=status,
+        )
+        values = msgspec.structs.asdict(message)
+        values.update(user_id=user_id, created_at=now)
+        connection.execute(messages.insert().values(**values))
+        return message
+
+    def _touch(
+        self,
+        connection: sa.Connection,
+        user_id: str,
+        conversation_id: str,
+        now: datetime,
+        **values: Any,
+    ) -> bool:
+        """Mark the user's conversation active; False if it is not theirs or gone."""
+        result = connection.execute(
+            conversations.update()
+            .where(conversations.c.id == conversation_id, conversations.c.user_id == user_id)
+            .values(updated_at=now, last_message_at=now, **values)
+        )
+        return result.rowcount > 0
+
     def add_message(
         self,
         user_id: str,
@@ -241,39 +294,89 @@ class SqlRepository:
     ) -> tuple[Message, Conversation] | None:
         """Store a message and mark the conversation active, in one transaction."""
         now = _now()
-        message_id = str(uuid.uuid4())
-        row = {
-            "id": message_id,
-            "conversation_id": conversation_id,
-            "user_id": user_id,
-            "role": role,
-            "content": content,
-            "created_at": now,
-            "is_audio": is_audio,
-            "audio_file": audio_file,
-            "status": status,
-        }
         with self.engine.begin() as connection:
-            result = connection.execute(
-                conversations.update()
-                .where(conversations.c.id == conversation_id, conversations.c.user_id == user_id)
-                .values(updated_at=now, last_message_at=now)
-            )
-            if result.rowcount == 0:
+            if not self._touch(connection, user_id, conversation_id, now):
                 return None
-            connection.execute(messages.insert().values(**row))
+            message = self._insert_message(
+                connection,
+                user_id,
+                conversation_id,
+                "assistant" if role == "assistant" else "user",
+                content,
+                status,
+                is_audio,
+                audio_file,
+                now,
+            )
             conversation = _conversation(self._owned(connection, user_id, conversation_id))
-        message = Message(
-            id=message_id,
-            conversation_id=conversation_id,
-            role="assistant" if role == "assistant" else "user",
-            content=content,
-            created_at=now.replace(tzinfo=UTC),
-            is_audio=is_audio,
-            audio_file=audio_file,
-            status=status,
-        )
         return message, conversation
+
+    def start_exchange(
+        self,
+        user_id: str,
+        conversation_id: str,
+        content: str,
+        is_audio: bool,
+        audio_file: str | None,
+        retitle: tuple[str, str] | None,
+        history_rows: int,
+    ) -> Exchange | None:
+        """The user's message, the answer's row (``streaming``) and what the model
+        needs to write it, in one transaction: one round trip per ``send_message``.
+
+        ``retitle`` is ``(default_title, new_title)``: a conversation still
+        carrying the default title takes the new one.
+        """
+        now = _now()
+        with self.engine.begin() as connection:
+            if not self._touch(connection, user_id, conversation_id, now):
+                return None
+            if retitle is not None:
+                connection.execute(
+                    conversations.update()
+                    .where(
+                        conversations.c.id == conversation_id,
+                        conversations.c.title == retitle[0],
+                    )
+                    .values(title=retitle[1])
+                )
+            question = self._insert_message(
+                connection,
+                user_id,
+                conversation_id,
+                "user",
+                content,
+                "complete",
+                is_audio,
+                audio_file,
+                now,
+            )
+            rows = connection.execute(
+                sa.select(*_MESSAGE_COLUMNS)
+                .where(messages.c.conversation_id == conversation_id)
+                .order_by(messages.c.seq.desc())
+                .limit(history_rows)
+            ).all()
+            answer = self._insert_message(
+                connection,
+                user_id,
+                conversation_id,
+                "assistant",
+                "",
+                "streaming",
+                False,
+                None,
+                now,
+            )
+            conversation = _conversation(self._owned(connection, user_id, conversation_id))
+            settings = self._settings_in(connection, user_id)
+        return Exchange(
+            user_message=question,
+            answer=answer,
+            conversation=conversation,
+            settings=settings,
+            history=[_message(row) for row in reversed(rows)],
+        )
 
     def update_message(
         self, user_id: str, message_id: str, content: str, status: MessageStatus
@@ -352,9 +455,12 @@ class SqlRepository:
 
     def get_settings(self, user_id: str) -> Settings:
         with self.engine.connect() as connection:
-            row = connection.execute(
-                sa.select(user_settings).where(user_settings.c.user_id == user_id)
-            ).first()
+            return self._settings_in(connection, user_id)
+
+    def _settings_in(self, connection: sa.Connection, user_id: str) -> Settings:
+        row = connection.execute(
+            sa.select(user_settings).where(user_settings.c.user_id == user_id)
+        ).first()
         if row is None:
             return self._default_settings
         return Settings(
