@@ -35,6 +35,10 @@ def hypercorn_config(settings: Settings) -> Config:
     config.websocket_ping_interval = settings.heartbeat_interval
     config.read_timeout = settings.heartbeat_timeout  # type: ignore[assignment]
     config.graceful_timeout = 5.0
+    # Room for a burst of handshakes (thousands of devices reconnecting after a
+    # restart): with hypercorn's default of 100, SYNs beyond it are dropped and
+    # retried by the clients seconds later.
+    config.backlog = 2048
     config.accesslog = logging.getLogger("hypercorn.access")
     config.errorlog = logging.getLogger("hypercorn.error")
     config.access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(D)sus'

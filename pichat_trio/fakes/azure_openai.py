@@ -61,7 +61,7 @@ import h11
 import msgspec
 import trio
 
-__all__ = ["Behaviour", "FakeAzureOpenAI", "RecordedRequest", "main"]
+__all__ = ["Behaviour", "FakeAzureOpenAI", "RecordedRequest", "main", "stream_head"]
 
 logger = logging.getLogger(__name__)
 
@@ -383,18 +383,7 @@ class FakeAzureOpenAI:
         behaviour: Behaviour,
     ) -> EndedBy:
         chunks = _ChunkWriter(record.index, self.model_name, azure=record.route == "azure")
-        head = conn.send(
-            h11.Response(
-                status_code=200,
-                headers=[
-                    ("content-type", "text/event-stream; charset=utf-8"),
-                    ("cache-control", "no-cache"),
-                    ("transfer-encoding", "chunked"),
-                    ("x-request-id", f"fake-{record.index}"),
-                ],
-            )
-        )
-        await stream.send_all((head or b"") + _data(conn, chunks.opening()))
+        await stream.send_all(stream_head(conn, record) + _data(conn, chunks.opening()))
         interval = 1 / behaviour.rate if behaviour.rate > 0 else 0.0
         finish: str = behaviour.finish_reason
         for i in range(behaviour.tokens + 1):
@@ -423,6 +412,22 @@ class FakeAzureOpenAI:
 
 
 # ------------------------------------------------------------ wire helpers
+
+
+def stream_head(conn: h11.Connection, record: RecordedRequest) -> bytes:
+    """The status line and headers of a streamed answer, as Azure sends them."""
+    head = conn.send(
+        h11.Response(
+            status_code=200,
+            headers=[
+                ("content-type", "text/event-stream; charset=utf-8"),
+                ("cache-control", "no-cache"),
+                ("transfer-encoding", "chunked"),
+                ("x-request-id", f"fake-{record.index}"),
+            ],
+        )
+    )
+    return head or b""
 
 
 class _ChunkWriter:

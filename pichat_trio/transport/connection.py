@@ -1,10 +1,15 @@
-"""One WebSocket connection: a nursery with a reader and a writer.
+"""One WebSocket connection: a nursery with a reader and, while there is output, a writer.
 
 The ASGI task itself is the reader: it turns frames into requests for the
 router and is the only one that sees a disconnect (hypercorn drops sends
 after close), so when it returns it cancels the nursery, and with it every
 answer and speech call this connection started. The writer is the only
-sender; it drains the outbox. Keepalive pings and the dead-peer deadline
+sender; it drains the outbox. It runs only while there is something to
+send: the first frame into an empty outbox starts it, and it ends once the
+outbox is empty, no stream is flowing to this connection and none of its
+own requests is running. An idle connection (most of them, on a server
+with thousands of devices) so holds one task, the reader, instead of two;
+a streaming one keeps its writer between tokens. Keepalive pings and the dead-peer deadline
 are hypercorn's (``websocket_ping_interval``, ``read_timeout``): pongs
 never reach an ASGI application, so a heartbeat of our own could not see
 them, and hypercorn already keeps one timer per connection for them.
@@ -58,6 +63,22 @@ class ConnectionLimits:
 class Connection:
     """Owns everything one client's socket started; implements ``Peer`` and ``Subscriber``."""
 
+    __slots__ = (
+        "_accepting",
+        "_bucket",
+        "_close_code",
+        "_hub",
+        "_limits",
+        "_nursery",
+        "_outbox",
+        "_router",
+        "_send",
+        "_tasks",
+        "_writing",
+        "id",
+        "user",
+    )
+
     def __init__(
         self,
         user: User,
@@ -72,9 +93,13 @@ class Connection:
         self._hub = hub
         self._limits = limits
         self._accepting = accepting
-        self._outbox = Outbox(self.id, limits.max_frames, limits.stall_seconds, self._stuck)
+        self._outbox = Outbox(
+            self.id, limits.max_frames, limits.stall_seconds, self._stuck, self._start_writer
+        )
         self._bucket = TokenBucket(limits.rate, limits.burst)
         self._nursery: trio.Nursery | None = None
+        self._send: Send | None = None
+        self._writing = False
         self._tasks = 0
         self._close_code: int | None = None
 
@@ -110,6 +135,8 @@ class Connection:
             self.send(error_frame("internal_error", "the server failed to finish a request"))
         finally:
             self._tasks -= 1
+            if not self._tasks:
+                self._outbox.nudge()  # a writer kept for this work may now end
 
     @property
     def busy_tasks(self) -> int:
@@ -123,11 +150,17 @@ class Connection:
 
     async def run(self, receive: Receive, send: Send) -> None:
         """Serve until the peer goes, the server closes us, or we give up on the peer."""
-        async with self._hub.subscribe(self.user.id, self), trio.open_nursery() as nursery:
-            self._nursery = nursery
-            nursery.start_soon(self._write, send)
-            await self._read(receive)
-            nursery.cancel_scope.cancel()
+        self._send = send
+        async with self._hub.subscribe(self.user.id, self):
+            try:
+                async with trio.open_nursery() as nursery:
+                    self._nursery = nursery
+                    if len(self._outbox) or self._outbox.closed:
+                        self._start_writer()
+                    await self._read(receive)
+                    nursery.cancel_scope.cancel()
+            finally:
+                self._nursery = None  # closed: frames that still arrive start no writer
 
     def close(self, code: int = 1001) -> None:
         """Send what is queued, then a close frame with ``code``."""
@@ -162,15 +195,31 @@ class Connection:
                 continue
             await handle(self, text)
 
-    async def _write(self, send: Send) -> None:
+    def _start_writer(self) -> None:
+        """A frame arrived and no writer is waiting for it."""
+        if not self._writing and self._nursery is not None:
+            self._writing = True
+            self._nursery.start_soon(self._write)
+
+    async def _write(self) -> None:
         outbox = self._outbox
-        while True:
-            text = await outbox.get()
-            if text is None:
-                break
-            outbox.sending_since = trio.current_time()
-            await send({"type": "websocket.send", "text": text})
-            outbox.sending_since = None
+        send = self._send
+        assert send is not None
+        try:
+            while True:
+                text = outbox.pop()
+                if text is None:
+                    if outbox.closed:
+                        break
+                    if outbox.streaming or self._tasks:
+                        await outbox.wait()  # more is coming soon: keep this task
+                        continue
+                    return  # idle: the next frame starts a new writer
+                outbox.sending_since = trio.current_time()
+                await send({"type": "websocket.send", "text": text})
+                outbox.sending_since = None
+        finally:
+            self._writing = False
         if self._close_code is not None and not outbox.stuck:
             await send({"type": "websocket.close", "code": self._close_code})
             assert self._nursery is not None

@@ -23,32 +23,63 @@ __all__ = ["Outbox"]
 
 
 class Outbox:
+    """Frames waiting for one connection's writer.
+
+    Kept small for the thousands of connections that sit idle: the queue is
+    made on the first frame, and a single waiting writer is parked directly
+    on the trio scheduler instead of in a ``ParkingLot``.
+    """
+
+    __slots__ = (
+        "_closed",
+        "_frames",
+        "_on_frame",
+        "_on_stuck",
+        "_waiter",
+        "connection_id",
+        "max_frames",
+        "merged",
+        "sending_since",
+        "stall_seconds",
+        "streaming",
+        "stuck",
+    )
+
     def __init__(
         self,
         connection_id: str,
         max_frames: int = 256,
         stall_seconds: float = 30.0,
         on_stuck: Callable[[], None] = lambda: None,
+        on_frame: Callable[[], None] = lambda: None,
     ) -> None:
         self.connection_id = connection_id
         self.max_frames = max_frames
         self.stall_seconds = stall_seconds
         self.merged = 0  # token frames folded into a waiting one, for benchmarks
         self.stuck = False
+        self.streaming = False  # the last frame taken was a token frame
         self.sending_since: float | None = None  # set by the writer around each send
         self._on_stuck = on_stuck
-        self._frames: deque[str | TokenFrame] = deque()
-        self._waiting = trio.lowlevel.ParkingLot()
+        self._on_frame = on_frame  # a frame arrived and no writer waits: start one
+        self._frames: deque[str | TokenFrame] | None = None
+        self._waiter: trio.lowlevel.Task | None = None
         self._closed = False
 
     def __len__(self) -> int:
-        return len(self._frames)
+        return len(self._frames) if self._frames else 0
+
+    @property
+    def closed(self) -> bool:
+        return self._closed
 
     def put(self, frame: object) -> None:
         """Queue ``frame`` (an ``events.Frame``, ``TokenFrame`` or text); never blocks."""
         if self._closed:
             return
         frames = self._frames
+        if frames is None:
+            frames = self._frames = deque()
         if isinstance(frame, TokenFrame):
             tail = frames[-1] if frames else None
             if isinstance(tail, TokenFrame) and tail.message_id == frame.message_id:
@@ -70,26 +101,67 @@ class Outbox:
             self._give_up()
             return
         frames.append(item)
-        if self._waiting:
-            self._waiting.unpark()
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            trio.lowlevel.reschedule(waiter)
+        else:
+            self._on_frame()
+
+    def nudge(self) -> None:
+        """Wake a waiting writer so it can see whether it is still needed."""
+        waiter = self._waiter
+        if waiter is not None:
+            self._waiter = None
+            trio.lowlevel.reschedule(waiter)
 
     def _give_up(self) -> None:
         self.stuck = True
         self._closed = True
-        self._frames.clear()
-        self._waiting.unpark_all()
+        if self._frames:
+            self._frames.clear()
+        self._wake()
         self._on_stuck()
 
     def close(self) -> None:
         """No more frames will be accepted; the writer drains what is queued."""
-        self._closed = True
-        self._waiting.unpark_all()
+        if not self._closed:
+            self._closed = True
+            self._wake()
+
+    def pop(self) -> str | None:
+        """The next frame's text, or None when nothing is queued."""
+        if not self._frames:
+            return None
+        item = self._frames.popleft()
+        if isinstance(item, str):
+            self.streaming = False
+            return item
+        self.streaming = True
+        return item.text
+
+    async def wait(self) -> None:
+        """Until a frame is queued or the outbox is closed (one waiter at a time)."""
+        if self._frames or self._closed:
+            await trio.lowlevel.checkpoint()
+            return
+        self._waiter = trio.lowlevel.current_task()
+
+        def abort(_: object) -> trio.lowlevel.Abort:
+            self._waiter = None
+            return trio.lowlevel.Abort.SUCCEEDED
+
+        await trio.lowlevel.wait_task_rescheduled(abort)
 
     async def get(self) -> str | None:
         """The next frame's text, waiting for one; None once closed and drained."""
-        while not self._frames:
+        while True:
+            text = self.pop()
+            if text is not None:
+                return text
             if self._closed:
                 return None
-            await self._waiting.park()
-        item = self._frames.popleft()
-        return item if isinstance(item, str) else item.text
+            await self.wait()

@@ -23,6 +23,7 @@ import trio
 from ...errors import UpstreamUnavailable
 from ...ports import ChatDelta, ChatRequest
 from .failures import DROPPED, Failure, failure_for_exception, failure_for_status
+from .pool import KeepAliveTransport
 from .retry import RetryPolicy, parse_retry_after
 from .sse import ChatStreamDecoder
 
@@ -58,12 +59,8 @@ def make_http_client(
     ``max_connections`` bounds the sockets to the upstream; a stream that
     finds the pool full waits up to ``timeout.pool`` seconds, then fails.
     """
-    limits = httpx.Limits(
-        max_connections=max_connections,
-        max_keepalive_connections=max_connections,
-        keepalive_expiry=30.0,
-    )
-    return httpx.AsyncClient(timeout=timeout, limits=limits)
+    transport = KeepAliveTransport(max_connections=max_connections, keepalive_expiry=30.0)
+    return httpx.AsyncClient(timeout=timeout, transport=transport)
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,78 @@
+"""The benchmark scripts, run at a tiny size so they cannot rot. Nothing here is timed."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+pytestmark = pytest.mark.skipif(shutil.which("taskset") is None, reason="needs taskset")
+
+
+def _bench(tmp_path: Path, *flags: str) -> dict:
+    out = tmp_path / "bench.json"
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "run.py"),
+            "--repeat",
+            "1",
+            "--connect-time",
+            "1",
+            "--json",
+            str(out),
+            *flags,
+        ],
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+    rows = json.loads(out.read_text())
+    assert len(rows) == 1
+    return rows[0]
+
+
+def test_streams_fan_out_a_slow_device_a_hang_up_and_the_plot(tmp_path):
+    png = tmp_path / "latency.png"
+    row = _bench(
+        tmp_path,
+        "--plot",
+        str(png),
+        "--users",
+        "3",
+        "--devices",
+        "2",
+        "--messages",
+        "2",
+        "--tokens",
+        "12",
+        "--rate",
+        "200",
+        "--slow",
+        "1",
+        "--slow-delay",
+        "0.001",
+        "--disconnect",
+        "1",
+    )
+    assert row["errors"] == 0, row["error_samples"]
+    assert row["messages"] == 5  # three users x two messages, less the one hung up on
+    assert row["tokens"] == 5 * 12
+    assert row["ttft_p99_ms"] is not None and row["gap_p99_ms"] is not None
+    assert row["fanout_ttft_p99_ms"] is not None
+    assert row["aborts"] == 1 and row["abort_p99_ms"] is not None
+    assert row["slow_complete_messages"] >= 1
+    assert row["server_cpu_s"] > 0 and row["server_peak_rss_mib"] > 0
+    assert png.read_bytes().startswith(b"\x89PNG")
+
+
+def test_idle_connections(tmp_path):
+    row = _bench(tmp_path, "--idle", "20", "--hold", "1", "--heartbeat", "0.5")
+    assert row["connections"] == 20 and row["alive_after_hold"] == 20
+    assert row["kib_per_connection"] is not None
