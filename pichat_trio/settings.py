@@ -83,6 +83,12 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("HEARTBEAT_INTERVAL", "20", "seconds between WebSocket pings"),
     Variable("HEARTBEAT_TIMEOUT", "60", "seconds of peer silence (pongs included) before closing"),
     Variable("MAX_FRAME_BYTES", str(4 * 1024 * 1024), "largest incoming frame; larger: close 1009"),
+    Variable("MAX_MESSAGE_CHARS", "32000", "longest message content, characters"),
+    Variable("MAX_TITLE_CHARS", "200", "longest conversation title, characters (at most 200)"),
+    Variable("MAX_PERSONALITY_CHARS", "4000", "longest assistant_personality, characters"),
+    Variable("MAX_TTS_CHARS", "5000", "longest text_to_speech text, characters"),
+    Variable("MAX_AUDIO_SECONDS", "60", "longest speech_to_text or voice-message audio, seconds"),
+    Variable("MAX_AUDIO_BYTES", str(10 * 1024 * 1024), "largest decoded audio, bytes"),
     Variable("MAX_GENERATIONS_PER_CONNECTION", "4", "concurrent AI/speech calls per connection"),
     Variable(
         "RATE_LIMIT_PER_SECOND", "30", "requests a connection may make per second, on average"
@@ -141,7 +147,7 @@ class Settings:
     checkpoint_seconds: float = 1.0
     shutdown_grace: float = 10.0
     log_level: str = "INFO"
-    limits: Limits = field(default_factory=Limits)  # PROTOCOL.md's; not variables yet
+    limits: Limits = field(default_factory=Limits)
 
     @property
     def is_development(self) -> bool:
@@ -316,6 +322,16 @@ def load_settings(
         "checkpoint_seconds": _float("CHECKPOINT_SECONDS", get("CHECKPOINT_SECONDS"), 0.01, 60),
         "shutdown_grace": _float("SHUTDOWN_GRACE", get("SHUTDOWN_GRACE"), 0, 3600),
         "log_level": level,
+        "limits": Limits(
+            max_content_chars=_int("MAX_MESSAGE_CHARS", get("MAX_MESSAGE_CHARS"), 1, 10_000_000),
+            max_title_chars=_int("MAX_TITLE_CHARS", get("MAX_TITLE_CHARS"), 1, 200),
+            max_personality_chars=_int(
+                "MAX_PERSONALITY_CHARS", get("MAX_PERSONALITY_CHARS"), 1, 1_000_000
+            ),
+            max_tts_chars=_int("MAX_TTS_CHARS", get("MAX_TTS_CHARS"), 1, 1_000_000),
+            max_audio_seconds=_float("MAX_AUDIO_SECONDS", get("MAX_AUDIO_SECONDS"), 1, 3600),
+            max_audio_bytes=_int("MAX_AUDIO_BYTES", get("MAX_AUDIO_BYTES"), 1024, 1 << 30),
+        ),
     }
     values.update(overrides)
     return Settings(**values)

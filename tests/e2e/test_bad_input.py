@@ -167,3 +167,19 @@ async def test_too_many_requests_are_rate_limited(tmp_path):
             assert [f["action"] for f in actions] == ["pong"] * 3 + ["error"] * 2
             assert actions[3]["payload"]["code"] == "rate_limited"
             assert actions[3]["payload"]["retry_after_ms"] > 0
+
+
+async def test_limits_come_from_the_configuration(tmp_path):
+    from support import make_settings, run_server
+
+    settings = make_settings(tmp_path, {"MAX_TITLE_CHARS": "10", "MAX_MESSAGE_CHARS": "20"})
+    async with run_server(settings) as running, running.client() as client:
+        with trio.fail_after(5):
+            reply = await client.call("create_conversation", {"title": "x" * 11})
+            assert reply["payload"]["message"] == "payload.title: expected `str` of length <= 10"
+            conversation_id = await open_conversation(client, "x" * 10)
+            reply = await client.call(
+                "send_message", {"conversation_id": conversation_id, "content": "y" * 21}
+            )
+            assert reply["payload"]["code"] == "invalid_request"
+            assert reply["payload"]["message"].startswith("payload.content:")
