@@ -78,10 +78,16 @@ def _serve(settings: Settings) -> int:
             file=sys.stderr,
             flush=True,
         )
+    failures: list[BaseException] = []
     try:
         trio.run(partial(serve, settings, shutdown_trigger=wait_for_signal))
-    except OSError as error:
-        logging.getLogger("pichat").error("cannot serve: %s", error)
+    except* OSError as group:  # the port is taken, the address is not ours, ...
+        failures.extend(group.exceptions)
+    if failures:
+        failure = failures[0]
+        while isinstance(failure, BaseExceptionGroup):  # nurseries nest their errors
+            failure = failure.exceptions[0]
+        logging.getLogger("pichat").error("cannot serve: %s", failure)
         return 1
     return 0
 

@@ -155,7 +155,10 @@ async def open_app(settings: Settings, *, migrate: bool | None = None) -> AsyncI
             return await db.run(repository.user_for_token, token)
 
         auth = Authenticator(settings.api_token, default_user, lookup)
-        yield App(settings, db, hub, router, auth, chat, speech_name)
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(chat.run_checkpoints)
+            yield App(settings, db, hub, router, auth, chat, speech_name)
+            nursery.cancel_scope.cancel()
 
 
 def _open_model(settings: Settings) -> AbstractAsyncContextManager[ChatModel]:

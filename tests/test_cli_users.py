@@ -196,3 +196,19 @@ def test_serve_with_bad_configuration_exits_2(
     assert lines[0].startswith("pichat: configuration error: ")
     assert variable in lines[0]
     assert not (tmp_path / "cli.db").exists()
+
+
+def test_serve_on_a_taken_port_says_so_in_one_line(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = _pichat(tmp_path, "serve", "--host", "127.0.0.1", "--port", str(port))
+
+    assert result.returncode == 1
+    errors = [line for line in result.stderr.splitlines() if " ERROR " in line]
+    assert len(errors) == 1, result.stderr
+    assert errors[0].endswith("cannot serve: [Errno 98] Address already in use")
+    assert "Traceback" not in result.stderr

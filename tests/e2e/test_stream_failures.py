@@ -27,7 +27,7 @@ async def test_a_database_failing_mid_stream_loses_no_streamed_text(tmp_path, ca
                 raise OSError("database is locked")
             return real_finish(*args, **kwargs)
 
-        repository.update_message = broken_checkpoint
+        repository.checkpoint_messages = broken_checkpoint
         repository.finish_message = flaky_finish
         with trio.fail_after(10):
             conversation_id = await open_conversation(client)
@@ -41,7 +41,7 @@ async def test_a_database_failing_mid_stream_loses_no_streamed_text(tmp_path, ca
     assert stream["text"] == fake.answer(60)
     assert stored["payload"]["messages"][-1]["content"] == fake.answer(60)
     assert stored["payload"]["messages"][-1]["status"] == "complete"
-    assert "checkpoint of message" in caplog.text
+    assert "checkpoint of 1 answers failed" in caplog.text
 
 
 async def test_a_stuck_client_is_closed_and_its_answer_interrupted(tmp_path):

@@ -378,6 +378,25 @@ class SqlRepository:
             history=[_message(row) for row in reversed(rows)],
         )
 
+    def checkpoint_messages(self, rows: Sequence[tuple[str, str | None, str]]) -> None:
+        """The growing text of several answers ``(user_id, message_id, content)``,
+        saved in one transaction."""
+        if not rows:
+            return
+        statement = (
+            messages.update()
+            .where(
+                messages.c.id == sa.bindparam("b_id"),
+                messages.c.user_id == sa.bindparam("b_user"),
+            )
+            .values(content=sa.bindparam("b_content"))
+        )
+        with self.engine.begin() as connection:
+            connection.execute(
+                statement,
+                [{"b_user": u, "b_id": m, "b_content": c} for u, m, c in rows],
+            )
+
     def update_message(
         self, user_id: str, message_id: str, content: str, status: MessageStatus
     ) -> bool:
