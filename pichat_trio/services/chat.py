@@ -289,10 +289,7 @@ class ChatService:
         origin = generation.origin
         user_id = origin.user.id
         conversation_id = generation.conversation_id
-        if generation.message_id is None:  # nothing was started upstream
-            if failure is not None:
-                await self._tell_requester(origin, failure)
-            return
+        assert generation.message_id is not None  # set by send(), before generate() runs
         status = _STATUS.get(finish, "complete")
         content = "".join(generation.parts)
         final = {
