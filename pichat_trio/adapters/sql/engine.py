@@ -29,14 +29,17 @@ def create_engine(url: str, pool_size: int = 8) -> sa.Engine:
     parsed = sa.make_url(url)
     if parsed.get_backend_name() == "sqlite":
         database = parsed.database or ""
-        if database and database != ":memory:":
+        connect_args = {"check_same_thread": False, "timeout": 10}
+        if database in ("", ":memory:"):
+            # One in-memory database shared by every thread: one connection.
+            engine = sa.create_engine(
+                parsed, poolclass=sa.pool.StaticPool, connect_args=connect_args
+            )
+        else:
             Path(database).expanduser().parent.mkdir(parents=True, exist_ok=True)
-        engine = sa.create_engine(
-            parsed,
-            pool_size=pool_size,
-            max_overflow=0,
-            connect_args={"check_same_thread": False, "timeout": 10},
-        )
+            engine = sa.create_engine(
+                parsed, pool_size=pool_size, max_overflow=0, connect_args=connect_args
+            )
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     options: dict[str, Any] = {"pool_size": pool_size, "max_overflow": 0, "pool_pre_ping": True}
