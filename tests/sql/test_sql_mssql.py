@@ -111,14 +111,18 @@ def test_offline_migration_from_a_url() -> None:
     assert _column_types(sql, "messages")["content"] == "NVARCHAR(max) NOT NULL"
 
 
-def _captured_statements(tmp_path: Path) -> list[Any]:
+def _captured_statements(tmp_path: Path) -> list[tuple[Any, bool]]:
     """Every statement the repository runs through a full workload, as SQL expressions."""
     engine = create_engine(f"sqlite:///{tmp_path / 'capture.db'}", pool_size=1)
     migrate.upgrade(engine)
-    captured: list[Any] = []
+    captured: list[tuple[Any, bool]] = []
 
-    def on_execute(_conn: Any, clause: Any, *_args: Any) -> None:
-        captured.append(clause)
+    def on_execute(
+        conn: Any, clauseelement: Any, multiparams: Any, params: Any, execution_options: Any
+    ) -> None:
+        # A batched UPDATE's rows travel apart from it: it compiles with placeholders.
+        batched = isinstance(clauseelement, sa.Update) and bool(multiparams or params)
+        captured.append((clauseelement, not batched))
 
     sa.event.listen(engine, "before_execute", on_execute)
     defaults = Settings("gpt-4", VoiceSettings(), "helpful")
@@ -134,7 +138,7 @@ def _captured_statements(tmp_path: Path) -> list[Any]:
         repo.rename_conversation(user.id, conversation.id, "renamed")
         added = repo.add_message(user.id, conversation.id, "assistant", "", "streaming")
         assert added is not None
-        repo.update_message(user.id, added[0].id, "partial", "streaming")
+        repo.checkpoint_messages([(user.id, added[0].id, "partial")])
         repo.finish_message(user.id, added[0].id, "done", "complete")
         repo.list_conversations(user.id, 20, conversation.updated_at)
         repo.list_messages(user.id, conversation.id, 20, added[0].id)
@@ -154,8 +158,8 @@ def test_repository_queries_compile_for_sql_server(tmp_path: Path) -> None:
     # executemany (users add) travel apart and stay placeholders.
     dialect = mssql.dialect()
     compiled = [
-        str(clause.compile(dialect=dialect, compile_kwargs={"literal_binds": True}))
-        for clause in _captured_statements(tmp_path)
+        str(clause.compile(dialect=dialect, compile_kwargs={"literal_binds": literal}))
+        for clause, literal in _captured_statements(tmp_path)
     ]
     text = "\n".join(compiled)
 

@@ -244,7 +244,7 @@ def test_user_b_cannot_touch_user_a_conversation(
     assert repo.list_conversations(bob.id, 10, None) == []
     assert repo.add_message(bob.id, conversation.id, "user", "hi", "complete") is None
     assert repo.list_messages(bob.id, conversation.id, 10, None) is None
-    assert repo.update_message(bob.id, message.id, "changed", "complete") is False
+    repo.checkpoint_messages([(bob.id, message.id, "changed")])
     assert repo.finish_message(bob.id, message.id, "changed", "error") is None
 
     after = repo.get_conversation(alice.id, conversation.id)
@@ -285,22 +285,30 @@ def test_add_message_to_unknown_conversation(repo: SqlRepository, alice: User) -
         assert count.scalar_one() == 0
 
 
-def test_update_message_checkpoints_content(repo: SqlRepository, alice: User) -> None:
+def test_checkpoint_messages_saves_several_answers_at_once(
+    repo: SqlRepository, alice: User, bob: User
+) -> None:
     conversation = repo.create_conversation(alice.id, "chat")
-    added = repo.add_message(alice.id, conversation.id, "assistant", "", "streaming")
-    assert added is not None
-    answer, _ = added
+    first = repo.add_message(alice.id, conversation.id, "assistant", "", "streaming")
+    second = repo.add_message(alice.id, conversation.id, "assistant", "", "streaming")
+    assert first is not None and second is not None
 
-    assert repo.update_message(alice.id, answer.id, "Dzień dobry", "streaming") is True
-    assert repo.update_message(alice.id, "no-such-id", "x", "streaming") is False
+    repo.checkpoint_messages(
+        [
+            (alice.id, first[0].id, "Dzień dobry"),
+            (alice.id, second[0].id, "Hello"),
+            (bob.id, first[0].id, "not bob's to write"),
+            (alice.id, "no-such-id", "x"),
+        ]
+    )
+    repo.checkpoint_messages([])
 
     listed = repo.list_messages(alice.id, conversation.id, 10, None)
     assert listed is not None
-    [stored] = listed[0]
-    assert stored.role == "assistant"
-    assert stored.content == "Dzień dobry"
-    assert stored.status == "streaming"
-    assert stored.created_at == answer.created_at
+    stored = listed[0]
+    assert [m.content for m in stored] == ["Dzień dobry", "Hello"]
+    assert all(m.status == "streaming" and m.role == "assistant" for m in stored)
+    assert stored[0].created_at == first[0].created_at
 
 
 def test_finish_message(repo: SqlRepository, alice: User) -> None:
@@ -493,3 +501,21 @@ def test_start_exchange_is_one_round_trip_for_a_message(
     assert again is not None and again.conversation.title == "Named"
     assert [m.content for m in again.history] == ["x"]
     assert repo.start_exchange(bob.id, conversation.id, "x", False, None, None, 10) is None
+
+
+def test_an_in_memory_sqlite_database_works_across_threads() -> None:
+    import threading
+
+    from pichat_trio.adapters.sql.engine import create_engine
+    from pichat_trio.adapters.sql.migrate import upgrade
+
+    engine = create_engine("sqlite://", pool_size=4)
+    upgrade(engine)
+    repo = SqlRepository(engine, Settings("gpt-4", VoiceSettings(), ""))
+    [(user, token)] = repo.add_users(["carol"])
+    found: list[User | None] = []
+    worker = threading.Thread(target=lambda: found.append(repo.user_for_token(token)))
+    worker.start()
+    worker.join()
+    assert found == [user]
+    engine.dispose()

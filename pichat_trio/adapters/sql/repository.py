@@ -397,18 +397,6 @@ class SqlRepository:
                 [{"b_user": u, "b_id": m, "b_content": c} for u, m, c in rows],
             )
 
-    def update_message(
-        self, user_id: str, message_id: str, content: str, status: MessageStatus
-    ) -> bool:
-        """A checkpoint of a growing answer: content and status only."""
-        with self.engine.begin() as connection:
-            result = connection.execute(
-                messages.update()
-                .where(messages.c.id == message_id, messages.c.user_id == user_id)
-                .values(content=content, status=status)
-            )
-            return result.rowcount > 0
-
     def finish_message(
         self, user_id: str, message_id: str, content: str, status: MessageStatus
     ) -> tuple[Message, Conversation] | None:
