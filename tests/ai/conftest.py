@@ -15,6 +15,7 @@ from pichat_trio.adapters.ai import (
     OpenAICompatibleChatModel,
     RetryPolicy,
 )
+from pichat_trio.adapters.ai.http_chat import make_http_client
 from pichat_trio.fakes.azure_openai import FakeAzureOpenAI
 from pichat_trio.ports import ChatDelta, ChatModel, ChatRequest, ChatTurn
 
@@ -74,7 +75,8 @@ async def fake(nursery: trio.Nursery) -> FakeAzureOpenAI:
 
 @pytest.fixture
 async def http_client() -> AsyncIterator[httpx.AsyncClient]:
-    async with httpx.AsyncClient() as client:
+    """The client the server makes: httpx over the project's own HTTP/1.1 transport."""
+    async with make_http_client() as client:
         yield client
 
 

@@ -1,33 +1,45 @@
 """An httpx transport that keeps HTTP/1.1 connections to the AI service, in O(1) per request.
 
-httpx's default pool (httpcore's ``AsyncConnectionPool``) walks every
-connection it holds on each request and on each response close, and its
-surplus-idle check rebuilds a list of all connections inside that walk:
-quadratic in the number of connections. With hundreds of concurrent
-streams that walk was a fifth of the server's CPU. Here a request takes
-the most recently returned idle connection to its origin (or opens one),
-and closing the response puts it back: a dict lookup and a list pop.
+Two costs of httpx's default transport mattered at hundreds of concurrent
+streams, both on the one server core:
+
+- its pool (httpcore's ``AsyncConnectionPool``) walks every connection it
+  holds on each request and each response close: quadratic in the number of
+  connections, a fifth of the CPU at 200 streams;
+- reading a body goes through httpcore's and h11's event machinery, a
+  context manager and a timeout scope per read: a quarter of the CPU.
+
+Here a request takes the most recently returned idle connection to its
+origin (or opens one), and closing the response puts it back: a dict lookup
+and a list pop. The bytes are read straight from the trio stream and
+de-framed by ``h1.BodyReader``. Failures are httpx's exceptions, as before.
 
 Bound: at most ``max_connections`` connections in use at once (a request
 that finds none free waits up to the ``pool`` timeout, then fails with
-``httpx.PoolTimeout``); idle ones are kept for ``keepalive_expiry``
-seconds and at most ``max_connections`` of them.
+``httpx.PoolTimeout``); idle ones are kept for ``keepalive_expiry`` seconds
+and at most ``max_connections`` of them.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import ssl
 from collections.abc import AsyncIterator
+from typing import Any
 
-import httpcore
 import httpx
 import trio
-from httpx._transports.default import map_httpcore_exceptions
+
+from .h1 import BodyReader, ProtocolError, ResponseHead, parse_response_head, request_head
 
 __all__ = ["KeepAliveTransport"]
 
-_Origin = tuple[bytes, bytes, int | None]
+_Origin = tuple[bytes, bytes, int]
+
+_READ_SIZE = 64 * 1024
+_DEFAULT_PORTS = {b"http": 80, b"https": 443}
+_IO_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError)
 
 
 class KeepAliveTransport(httpx.AsyncBaseTransport):
@@ -42,7 +54,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         self._keepalive_expiry = keepalive_expiry
         self._slots = trio.Semaphore(max_connections)
         self._max_idle = max_connections
-        self._idle: dict[_Origin, list[httpcore.AsyncHTTPConnection]] = {}
+        self._idle: dict[_Origin, list[_Connection]] = {}
         self._idle_count = 0
         self._closed = False
 
@@ -50,66 +62,82 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         if self._closed:
             raise RuntimeError("the transport is closed")
         url = request.url
-        core_request = httpcore.Request(
-            method=request.method,
-            url=httpcore.URL(
-                scheme=url.raw_scheme, host=url.raw_host, port=url.port, target=url.raw_path
-            ),
-            headers=request.headers.raw,
-            content=request.stream,
-            extensions=request.extensions,
-        )
-        origin: _Origin = (url.raw_scheme, url.raw_host, url.port)
-        pool_timeout = request.extensions.get("timeout", {}).get("pool")
-        with trio.move_on_after(float("inf") if pool_timeout is None else pool_timeout) as wait:
+        if url.raw_scheme not in _DEFAULT_PORTS:
+            raise httpx.UnsupportedProtocol(f"unsupported URL scheme {url.scheme!r}")
+        origin: _Origin = (url.raw_scheme, url.raw_host, url.port or _DEFAULT_PORTS[url.raw_scheme])
+        timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
+        message = request_head(request.method.encode(), url.raw_path, request.headers.raw)
+        message += await request.aread()
+        with trio.move_on_after(_seconds(timeouts.get("pool"))) as wait:
             await self._slots.acquire()
         if wait.cancelled_caught:
             raise httpx.PoolTimeout("no connection to the AI service became free in time")
         try:
-            while True:
-                connection = await self._take_idle(origin) or self._connect(core_request)
-                try:
-                    with map_httpcore_exceptions():
-                        response = await connection.handle_async_request(core_request)
-                except httpcore.ConnectionNotAvailable:  # it went away while idle: a new one
-                    await _close(connection)
-                    continue
-                except BaseException:
-                    await _close(connection)
-                    raise
-                break
+            head, first, connection = await self._exchange(origin, message, timeouts)
         except BaseException:
             self._slots.release()
             raise
+        try:
+            reader = head.body_reader()
+        except ProtocolError as exc:
+            self._slots.release()
+            await connection.close()
+            raise httpx.RemoteProtocolError(str(exc)) from exc
+        read_timeout = _seconds(timeouts.get("read"))
+        body = _ResponseStream(self, origin, connection, reader, first, read_timeout)
         return httpx.Response(
-            status_code=response.status,
-            headers=response.headers,
-            stream=_ResponseStream(self, origin, connection, response.stream),  # type: ignore[arg-type]
-            extensions=response.extensions,
+            status_code=head.status,
+            headers=head.headers,
+            stream=body,
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason},
         )
 
-    def _connect(self, request: httpcore.Request) -> httpcore.AsyncHTTPConnection:
-        return httpcore.AsyncHTTPConnection(
-            origin=request.url.origin,
-            ssl_context=self._ssl_context,
-            keepalive_expiry=self._keepalive_expiry,
-        )
+    async def _exchange(
+        self, origin: _Origin, message: bytes, timeouts: dict[str, float | None]
+    ) -> tuple[ResponseHead, bytes, _Connection]:
+        """Send ``message`` and read the response head, on a kept connection if one works.
 
-    async def _take_idle(self, origin: _Origin) -> httpcore.AsyncHTTPConnection | None:
+        A kept connection the server closed while it was idle fails before
+        any response byte: then the request goes once more on a new one.
+        """
+        while True:
+            connection = self._take_idle(origin)
+            reused = connection is not None
+            if connection is None:
+                connection = await _Connection.open(
+                    origin, self._ssl_context, _seconds(timeouts.get("connect"))
+                )
+            try:
+                await connection.send(message, _seconds(timeouts.get("write")))
+                head, first = await connection.read_head(_seconds(timeouts.get("read")))
+            except (httpx.WriteError, httpx.ReadError, httpx.RemoteProtocolError):
+                await connection.close()
+                if reused and not connection.received:
+                    continue
+                raise
+            except BaseException:
+                await connection.close()
+                raise
+            return head, first, connection
+
+    def _take_idle(self, origin: _Origin) -> _Connection | None:
         idle = self._idle.get(origin)
+        now = trio.current_time()
         while idle:
             connection = idle.pop()
             self._idle_count -= 1
-            if connection.is_idle() and not connection.has_expired():
+            if connection.expires_at > now and not connection.socket.is_readable():
+                connection.received = 0
                 return connection
-            await _close(connection)
+            connection.close_now()
         return None
 
-    def _give_back(self, origin: _Origin, connection: httpcore.AsyncHTTPConnection) -> bool:
+    def _give_back(self, origin: _Origin, connection: _Connection) -> bool:
         """Keep ``connection`` for the next request; False when it cannot be kept."""
         self._slots.release()
-        if self._closed or not connection.is_idle() or self._idle_count >= self._max_idle:
+        if self._closed or self._idle_count >= self._max_idle:
             return False
+        connection.expires_at = trio.current_time() + self._keepalive_expiry
         self._idle.setdefault(origin, []).append(connection)
         self._idle_count += 1
         return True
@@ -120,44 +148,150 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         self._idle_count = 0
         for connections in idle.values():
             for connection in connections:
-                await _close(connection)
+                await connection.close()
+
+
+class _Connection:
+    """One HTTP/1.1 connection: a trio stream, maybe TLS, and the bytes read past a head."""
+
+    __slots__ = ("expires_at", "received", "socket", "stream")
+
+    def __init__(self, stream: trio.abc.Stream, socket: trio.socket.SocketType) -> None:
+        self.stream = stream
+        self.socket = socket
+        self.expires_at = math.inf
+        self.received = 0
+        """Bytes received for the current request."""
+
+    @classmethod
+    async def open(cls, origin: _Origin, ssl_context: ssl.SSLContext, within: float) -> _Connection:
+        scheme, host, port = origin
+        hostname = host.decode("ascii")
+        stream: trio.abc.Stream | None = None
+        with trio.move_on_after(within):
+            try:
+                tcp = await trio.open_tcp_stream(hostname, port)
+                stream = tcp
+                if scheme == b"https":
+                    stream = trio.SSLStream(
+                        tcp, ssl_context, server_hostname=hostname, https_compatible=True
+                    )
+                    await stream.do_handshake()
+                return cls(stream, tcp.socket)
+            except _IO_ERRORS as exc:
+                if stream is not None:
+                    await trio.aclose_forcefully(stream)
+                raise httpx.ConnectError(_describe(exc)) from exc
+        if stream is not None:
+            await trio.aclose_forcefully(stream)
+        raise httpx.ConnectTimeout(f"no connection to {hostname}:{port} within {within} s")
+
+    async def send(self, data: bytes, within: float) -> None:
+        with trio.move_on_after(within):
+            try:
+                await self.stream.send_all(data)
+            except _IO_ERRORS as exc:
+                raise httpx.WriteError(_describe(exc)) from exc
+            return
+        raise httpx.WriteTimeout("the request could not be sent in time")
+
+    async def receive(self, within: float) -> bytes:
+        """Some bytes; ``b""`` when the server closed its side."""
+        with trio.CancelScope(deadline=trio.current_time() + within):
+            try:
+                data = await self.stream.receive_some(_READ_SIZE)
+                if type(data) is not bytes:  # TLS gives a bytearray
+                    data = bytes(data)
+            except _IO_ERRORS as exc:
+                raise httpx.ReadError(_describe(exc)) from exc
+            self.received += len(data)
+            return data
+        raise httpx.ReadTimeout("the AI service sent nothing in time")
+
+    async def read_head(self, within: float) -> tuple[ResponseHead, bytes]:
+        """The response head, and the body bytes that came with it."""
+        data = b""
+        while True:
+            more = await self.receive(within)
+            if not more:
+                raise httpx.RemoteProtocolError("the server closed the connection, no response")
+            data += more
+            try:
+                parsed = parse_response_head(data)
+            except ProtocolError as exc:
+                raise httpx.RemoteProtocolError(str(exc)) from exc
+            if parsed is not None:
+                return parsed
+
+    async def close(self) -> None:
+        with trio.CancelScope(shield=True), contextlib.suppress(*_IO_ERRORS):
+            await trio.aclose_forcefully(self.stream)
+
+    def close_now(self) -> None:
+        """Close without waiting (no TLS goodbye): for idle connections found dead or old."""
+        self.socket.close()
 
 
 class _ResponseStream(httpx.AsyncByteStream):
     """The body of one response; closing it returns the connection to the pool."""
 
-    __slots__ = ("_connection", "_done", "_origin", "_stream", "_transport")
+    __slots__ = ("_closed", "_connection", "_first", "_origin", "_reader", "_timeout", "_transport")
 
     def __init__(
         self,
         transport: KeepAliveTransport,
         origin: _Origin,
-        connection: httpcore.AsyncHTTPConnection,
-        stream: httpx.AsyncByteStream,
+        connection: _Connection,
+        reader: BodyReader,
+        first: bytes,
+        timeout: float,
     ) -> None:
         self._transport = transport
         self._origin = origin
         self._connection = connection
-        self._stream = stream
-        self._done = False
+        self._reader = reader
+        self._first = first
+        self._timeout = timeout
+        self._closed = False
 
     async def __aiter__(self) -> AsyncIterator[bytes]:
-        with map_httpcore_exceptions():
-            async for part in self._stream:
-                yield part
+        reader = self._reader
+        data, self._first = self._first, b""
+        try:
+            while True:
+                if data:
+                    for piece in reader.feed(data):
+                        yield piece
+                if reader.done:
+                    return
+                if self._closed:
+                    raise httpx.StreamClosed()
+                data = await self._connection.receive(self._timeout)
+                if not data:
+                    reader.eof()
+                    return
+        except ProtocolError as exc:
+            raise httpx.RemoteProtocolError(str(exc)) from exc
 
     async def aclose(self) -> None:
-        if self._done:
+        if self._closed:
             return
-        self._done = True
-        try:
-            with map_httpcore_exceptions():
-                await self._stream.aclose()
-        finally:
-            if not self._transport._give_back(self._origin, self._connection):
-                await _close(self._connection)
+        self._closed = True
+        reader = self._reader
+        if reader.done and not reader.extra and not reader.until_close:
+            if self._transport._give_back(self._origin, self._connection):
+                return
+        else:
+            self._transport._slots.release()
+        await self._connection.close()
 
 
-async def _close(connection: httpcore.AsyncHTTPConnection) -> None:
-    with trio.CancelScope(shield=True), contextlib.suppress(httpcore.NetworkError, OSError):
-        await connection.aclose()
+def _seconds(timeout: Any) -> float:
+    """An httpx timeout value as a trio one: None means no limit."""
+    return math.inf if timeout is None else float(timeout)
+
+
+def _describe(exc: BaseException) -> str:
+    """The error for a message: trio's ``BrokenResourceError`` hides the OS or TLS error."""
+    cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) and exc.__cause__ else exc
+    return f"{type(cause).__name__}: {cause}"

@@ -1,0 +1,280 @@
+"""The upstream transport over real sockets: keep-alive, stale connections, limits, TLS.
+
+Each test runs a small HTTP/1.1 server on 127.0.0.1 that writes exactly the
+bytes the test names, so the transport meets the awkward cases a real
+server produces (closing an idle keep-alive connection, stalling mid-body,
+breaking the framing) on purpose.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import ssl
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from functools import partial
+
+import httpx
+import pytest
+import trio
+import trustme
+from trio.testing import MockClock
+
+from pichat_trio.adapters.ai.http_chat import make_http_client
+from pichat_trio.adapters.ai.pool import KeepAliveTransport
+
+OK_CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
+OK_LENGTH = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
+
+Handler = Callable[[trio.SocketStream, "Server"], Awaitable[None]]
+
+
+@dataclass
+class Server:
+    port: int = 0
+    accepted: int = 0
+    requests: list[bytes] = field(default_factory=list)
+    closed: trio.Event = field(default_factory=trio.Event)
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1/chat"
+
+    async def read_request(self, stream: trio.abc.Stream) -> bytes:
+        """One request (head and Content-Length body); b"" if the client closed."""
+        data = b""
+        while b"\r\n\r\n" not in data:
+            more = await stream.receive_some(65536)
+            if not more:
+                return b""
+            data += more
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = next(
+            (
+                int(line.split(b":")[1])
+                for line in head.split(b"\r\n")
+                if line.lower().startswith(b"content-length")
+            ),
+            0,
+        )
+        while len(body) < length:
+            body += await stream.receive_some(65536)
+        self.requests.append(head + b"\r\n\r\n" + body)
+        return head
+
+
+async def start_server(nursery: trio.Nursery, handler: Handler) -> Server:
+    server = Server()
+
+    async def serve_one(stream: trio.SocketStream) -> None:
+        server.accepted += 1
+        async with stream:
+            await handler(stream, server)
+
+    listeners = await nursery.start(partial(trio.serve_tcp, serve_one, 0, host="127.0.0.1"))
+    server.port = listeners[0].socket.getsockname()[1]
+    return server
+
+
+async def keep_alive(stream: trio.SocketStream, server: Server) -> None:
+    while await server.read_request(stream):
+        await stream.send_all(OK_CHUNKED)
+
+
+async def test_one_connection_carries_sequential_requests(nursery: trio.Nursery) -> None:
+    server = await start_server(nursery, keep_alive)
+    async with make_http_client() as client:
+        for _ in range(3):
+            response = await client.post(server.url, content=b'{"a": 1}')
+            assert (response.status_code, response.content) == (200, b"hello")
+    assert server.accepted == 1
+    assert len(server.requests) == 3
+    assert server.requests[0].startswith(b"POST /v1/chat HTTP/1.1\r\n")
+    assert server.requests[0].endswith(b'\r\n\r\n{"a": 1}')
+    assert b"\r\ncontent-length: 8\r\n" in server.requests[0].lower()
+
+
+async def test_an_idle_connection_the_server_closed_is_replaced(nursery: trio.Nursery) -> None:
+    async def one_request_then_close(stream: trio.SocketStream, server: Server) -> None:
+        await server.read_request(stream)
+        await stream.send_all(OK_LENGTH)
+
+    server = await start_server(nursery, one_request_then_close)
+    async with make_http_client() as client:
+        for _ in range(3):
+            await trio.sleep(0.05)  # the server's close arrives while the connection is idle
+            response = await client.post(server.url, content=b"{}")
+            assert response.content == b"hello"
+    assert server.accepted == 3
+
+
+async def test_a_kept_connection_that_fails_before_any_answer_is_retried_once(
+    nursery: trio.Nursery,
+) -> None:
+    """The server reads the second request, then closes without a byte: a race to absorb."""
+
+    async def close_on_second(stream: trio.SocketStream, server: Server) -> None:
+        await server.read_request(stream)
+        await stream.send_all(OK_LENGTH)
+        await server.read_request(stream)
+
+    server = await start_server(nursery, close_on_second)
+    async with make_http_client() as client:
+        assert (await client.post(server.url, content=b"{}")).content == b"hello"
+        assert (await client.post(server.url, content=b"{}")).content == b"hello"
+    assert server.accepted == 2
+    assert len(server.requests) == 3
+
+
+async def test_a_new_connection_closed_without_an_answer_fails(nursery: trio.Nursery) -> None:
+    async def close_at_once(stream: trio.SocketStream, server: Server) -> None:
+        await server.read_request(stream)
+
+    server = await start_server(nursery, close_at_once)
+    async with make_http_client() as client:
+        with pytest.raises(httpx.RemoteProtocolError, match="no response"):
+            await client.post(server.url, content=b"{}")
+    assert server.accepted == 1
+
+
+async def test_a_stalled_body_fails_at_the_read_timeout(
+    autojump_clock: MockClock, nursery: trio.Nursery
+) -> None:
+    async def stall(stream: trio.SocketStream, server: Server) -> None:
+        await server.read_request(stream)
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel")
+        await trio.sleep_forever()
+
+    server = await start_server(nursery, stall)
+    timeout = httpx.Timeout(5.0, read=7.0)
+    async with (
+        make_http_client(timeout=timeout) as client,
+        client.stream("POST", server.url, content=b"{}") as response,
+    ):
+        start = trio.current_time()
+        with pytest.raises(httpx.ReadTimeout):
+            async for _ in response.aiter_bytes():
+                pass
+    assert trio.current_time() - start == pytest.approx(7.0)
+
+
+async def test_a_full_pool_fails_at_the_pool_timeout(
+    autojump_clock: MockClock, nursery: trio.Nursery
+) -> None:
+    server = await start_server(nursery, keep_alive)
+    transport = KeepAliveTransport(max_connections=1)
+    async with httpx.AsyncClient(
+        transport=transport, timeout=httpx.Timeout(5.0, pool=3.0)
+    ) as client:
+        async with client.stream("POST", server.url, content=b"{}"):
+            start = trio.current_time()
+            with pytest.raises(httpx.PoolTimeout):
+                await client.post(server.url, content=b"{}")
+            assert trio.current_time() - start == pytest.approx(3.0)
+        # the slot is back once the first response is closed
+        assert (await client.post(server.url, content=b"{}")).content == b"hello"
+
+
+@pytest.mark.parametrize(
+    "reply",
+    [
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhel",
+        b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhello",
+        b"SMTP ready\r\n\r\n",
+    ],
+)
+async def test_a_broken_or_cut_body_is_a_protocol_error(
+    nursery: trio.Nursery, reply: bytes
+) -> None:
+    async def broken(stream: trio.SocketStream, server: Server) -> None:
+        await server.read_request(stream)
+        await stream.send_all(reply)
+
+    server = await start_server(nursery, broken)
+    async with make_http_client() as client:
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.post(server.url, content=b"{}")
+        with pytest.raises(httpx.RemoteProtocolError):
+            await client.post(server.url, content=b"{}")
+    assert server.accepted == 2  # a broken connection is never reused
+
+
+async def test_a_body_without_framing_is_read_until_close(nursery: trio.Nursery) -> None:
+    async def close_delimited(stream: trio.SocketStream, server: Server) -> None:
+        await server.read_request(stream)
+        await stream.send_all(b"HTTP/1.1 200 OK\r\n\r\nall of it")
+
+    server = await start_server(nursery, close_delimited)
+    async with make_http_client() as client:
+        assert (await client.post(server.url, content=b"{}")).content == b"all of it"
+        assert (await client.post(server.url, content=b"{}")).content == b"all of it"
+    assert server.accepted == 2
+
+
+async def test_leaving_a_body_early_closes_its_connection(nursery: trio.Nursery) -> None:
+    async def endless(stream: trio.SocketStream, server: Server) -> None:
+        await server.read_request(stream)
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n")
+        try:
+            while True:
+                await stream.send_all(b"5\r\nhello\r\n")
+                await trio.sleep(0.01)
+        except trio.BrokenResourceError:
+            server.closed.set()
+
+    server = await start_server(nursery, endless)
+    async with make_http_client() as client:
+        async with client.stream("POST", server.url, content=b"{}") as response:
+            chunks = response.aiter_bytes()
+            async for data in chunks:
+                assert data.startswith(b"hello")
+                break
+        # what http_chat does after closing early: run httpx's generators to their end
+        with pytest.raises(httpx.StreamClosed):
+            async for _ in chunks:
+                pass
+        with trio.fail_after(5):
+            await server.closed.wait()
+
+
+async def test_an_unknown_scheme_or_dead_port_is_an_httpx_error(nursery: trio.Nursery) -> None:
+    with trio.socket.socket() as probe:
+        await probe.bind(("127.0.0.1", 0))
+        dead = probe.getsockname()[1]
+    async with make_http_client() as client:
+        with pytest.raises(httpx.UnsupportedProtocol):
+            await client.post("ftp://127.0.0.1/x", content=b"{}")
+        with pytest.raises(httpx.ConnectError):
+            await client.post(f"http://127.0.0.1:{dead}/x", content=b"{}")
+
+
+async def test_https_with_a_verified_certificate(nursery: trio.Nursery) -> None:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    accepted = 0
+
+    async def tls(stream: trio.SocketStream) -> None:
+        nonlocal accepted
+        accepted += 1
+        ssl_stream = trio.SSLStream(stream, server_context, server_side=True)
+        server = Server()
+        with contextlib.suppress(trio.BrokenResourceError):  # the untrusting client leaves
+            while await server.read_request(ssl_stream):
+                await ssl_stream.send_all(OK_CHUNKED)
+
+    listeners = await nursery.start(partial(trio.serve_tcp, tls, 0, host="127.0.0.1"))
+    port = listeners[0].socket.getsockname()[1]
+    transport = KeepAliveTransport(ssl_context=client_context)
+    async with httpx.AsyncClient(transport=transport) as client:
+        for _ in range(2):
+            response = await client.post(f"https://localhost:{port}/x", content=b"{}")
+            assert response.content == b"hello"
+        other = KeepAliveTransport()  # the system's trust store does not know our CA
+        async with httpx.AsyncClient(transport=other) as untrusting:
+            with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
+                await untrusting.post(f"https://localhost:{port}/x", content=b"{}")
+    assert accepted == 2
