@@ -33,6 +33,7 @@ from .services.speech import SpeechService
 from .settings import Settings
 from .transport.auth import Authenticator
 from .transport.connection import Connection, ConnectionLimits
+from .transport.pacer import FramePacer
 from .voices import ACCENTS
 
 __all__ = ["App", "open_app"]
@@ -64,12 +65,14 @@ class App:
         self.speech_engine = speech_engine
         self.connections: set[Connection] = set()
         self.draining = False
+        self.pacer = FramePacer(settings.frame_seconds) if settings.frame_seconds > 0 else None
         self._limits = ConnectionLimits(
             max_tasks=settings.max_generations_per_connection,
             max_frames=settings.outbox_frames,
             stall_seconds=settings.outbox_stall_seconds,
             rate=settings.rate_limit_per_second,
             burst=settings.rate_limit_burst,
+            pacer=self.pacer,
         )
 
     def connection(self, user: models.User) -> Connection:
@@ -157,7 +160,10 @@ async def open_app(settings: Settings, *, migrate: bool | None = None) -> AsyncI
         auth = Authenticator(settings.api_token, default_user, lookup)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(chat.run_checkpoints)
-            yield App(settings, db, hub, router, auth, chat, speech_name)
+            app = App(settings, db, hub, router, auth, chat, speech_name)
+            if app.pacer is not None:
+                nursery.start_soon(app.pacer.run)
+            yield app
             nursery.cancel_scope.cancel()
 
 

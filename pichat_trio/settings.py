@@ -97,6 +97,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("OUTBOX_FRAMES", "256", "frames queued per connection before it counts as stuck"),
     Variable("OUTBOX_STALL_SECONDS", "30", "seconds a full outbox may stay full before closing"),
     Variable("CHECKPOINT_SECONDS", "1", "how often a growing answer is saved"),
+    Variable(
+        "FRAME_SECONDS",
+        "0.04",
+        "shortest time between two token frames to one connection (0: a frame per token)",
+    ),
     Variable("SHUTDOWN_GRACE", "10", "seconds in-flight answers may finish at shutdown"),
     Variable("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
 )
@@ -145,6 +150,7 @@ class Settings:
     outbox_frames: int = 256
     outbox_stall_seconds: float = 30.0
     checkpoint_seconds: float = 1.0
+    frame_seconds: float = 0.04
     shutdown_grace: float = 10.0
     log_level: str = "INFO"
     limits: Limits = field(default_factory=Limits)
@@ -320,6 +326,7 @@ def load_settings(
             "OUTBOX_STALL_SECONDS", get("OUTBOX_STALL_SECONDS"), 0.01, 3600
         ),
         "checkpoint_seconds": _float("CHECKPOINT_SECONDS", get("CHECKPOINT_SECONDS"), 0.01, 60),
+        "frame_seconds": _float("FRAME_SECONDS", get("FRAME_SECONDS"), 0, 1),
         "shutdown_grace": _float("SHUTDOWN_GRACE", get("SHUTDOWN_GRACE"), 0, 3600),
         "log_level": level,
         "limits": Limits(

@@ -136,6 +136,13 @@ async def run_with_fake_azure(
         nursery.cancel_scope.cancel()
 
 
+async def ask(client: Client, content: str = "Hi") -> dict[str, Any]:
+    """Open a conversation, send ``content`` and collect the whole answer (``collect_stream``)."""
+    conversation_id = await open_conversation(client)
+    await client.request("send_message", {"conversation_id": conversation_id, "content": content})
+    return await collect_stream(client, conversation_id)
+
+
 async def collect_stream(client: Client, conversation_id: str) -> dict[str, Any]:
     """Frames of one answer, up to its conversation_updated: the tokens, the final
     frame, the stored assistant message, and every action in order."""

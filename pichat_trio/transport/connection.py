@@ -30,6 +30,7 @@ from ..ports import Hub
 from ..protocol.errors import error_frame, error_frame_for
 from ..protocol.router import Router
 from .outbox import Outbox
+from .pacer import FramePacer
 from .rate import TokenBucket
 
 __all__ = ["Connection", "ConnectionLimits"]
@@ -43,7 +44,7 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 
 class ConnectionLimits:
-    __slots__ = ("burst", "max_frames", "max_tasks", "rate", "stall_seconds")
+    __slots__ = ("burst", "max_frames", "max_tasks", "pacer", "rate", "stall_seconds")
 
     def __init__(
         self,
@@ -52,8 +53,10 @@ class ConnectionLimits:
         stall_seconds: float = 30.0,
         rate: float = 30.0,
         burst: float = 60.0,
+        pacer: FramePacer | None = None,
     ) -> None:
         self.max_tasks = max_tasks
+        self.pacer = pacer
         self.max_frames = max_frames
         self.stall_seconds = stall_seconds
         self.rate = rate
@@ -94,7 +97,12 @@ class Connection:
         self._limits = limits
         self._accepting = accepting
         self._outbox = Outbox(
-            self.id, limits.max_frames, limits.stall_seconds, self._stuck, self._start_writer
+            self.id,
+            limits.max_frames,
+            limits.stall_seconds,
+            self._stuck,
+            self._start_writer,
+            limits.pacer,
         )
         self._bucket = TokenBucket(limits.rate, limits.burst)
         self._nursery: trio.Nursery | None = None
@@ -215,7 +223,9 @@ class Connection:
                         await outbox.wait()  # more is coming soon: keep this task
                         continue
                     return  # idle: the next frame starts a new writer
-                outbox.sending_since = trio.current_time()
+                outbox.sending_since = now = trio.current_time()
+                if outbox.streaming:  # pacing counts token frames only
+                    outbox.last_sent = now
                 await send({"type": "websocket.send", "text": text})
                 outbox.sending_since = None
         finally:

@@ -18,6 +18,7 @@ from collections.abc import Callable
 import trio
 
 from ..events import TokenFrame
+from .pacer import FramePacer
 
 __all__ = ["Outbox"]
 
@@ -35,8 +36,10 @@ class Outbox:
         "_frames",
         "_on_frame",
         "_on_stuck",
+        "_pacer",
         "_waiter",
         "connection_id",
+        "last_sent",
         "max_frames",
         "merged",
         "sending_since",
@@ -52,6 +55,7 @@ class Outbox:
         stall_seconds: float = 30.0,
         on_stuck: Callable[[], None] = lambda: None,
         on_frame: Callable[[], None] = lambda: None,
+        pacer: FramePacer | None = None,
     ) -> None:
         self.connection_id = connection_id
         self.max_frames = max_frames
@@ -60,6 +64,8 @@ class Outbox:
         self.stuck = False
         self.streaming = False  # the last frame taken was a token frame
         self.sending_since: float | None = None  # set by the writer around each send
+        self.last_sent = -float("inf")  # when the writer last began sending a token frame
+        self._pacer = pacer
         self._on_stuck = on_stuck
         self._on_frame = on_frame  # a frame arrived and no writer waits: start one
         self._frames: deque[str | TokenFrame] | None = None
@@ -101,6 +107,15 @@ class Outbox:
             self._give_up()
             return
         frames.append(item)
+        pacer = self._pacer
+        if (
+            pacer is not None
+            and self._waiter is not None
+            and type(item) is TokenFrame
+            and trio.current_time() - self.last_sent < pacer.interval
+        ):
+            pacer.hold(self)  # merge what follows until the next tick
+            return
         self._wake()
 
     def _wake(self) -> None:

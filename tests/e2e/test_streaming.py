@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 import trio
 from support import (
+    ask,
     collect_stream,
     make_settings,
     open_conversation,
@@ -26,7 +27,8 @@ def _compress(actions: list[str]) -> list[str]:
 
 async def test_full_event_sequence_on_requester_and_other_device(tmp_path):
     fake = FakeAzureOpenAI(behaviour=Behaviour(tokens=20, rate=200))
-    async with run_with_fake_azure(tmp_path, fake) as (server, _):  # noqa: SIM117
+    unpaced = {"FRAME_SECONDS": "0"}  # a frame per token: the count below is exact
+    async with run_with_fake_azure(tmp_path, fake, unpaced) as (server, _):  # noqa: SIM117
         async with server.client() as phone, server.client() as pi:
             with trio.fail_after(10):
                 conversation_id = await open_conversation(phone)
@@ -62,6 +64,25 @@ async def test_full_event_sequence_on_requester_and_other_device(tmp_path):
     assert mine["tokens"] == theirs["tokens"]
     # Clients that keep up get one frame per upstream token, then the final one.
     assert len(mine["tokens"]) == fake.behaviour.tokens + 1
+
+
+@pytest.mark.parametrize("frame_seconds", ["0", "0.1"])
+async def test_token_frames_are_paced_and_the_first_goes_at_once(tmp_path, frame_seconds):
+    """30 tokens 10 ms apart: a frame each unpaced; with FRAME_SECONDS=0.1 the
+    first token still goes alone and at once, the rest merge into a few frames."""
+    fake = FakeAzureOpenAI(behaviour=Behaviour(tokens=30, rate=100))
+    env = {"FRAME_SECONDS": frame_seconds}
+    async with run_with_fake_azure(tmp_path, fake, env) as (server, _):  # noqa: SIM117
+        async with server.client() as phone:
+            with trio.fail_after(10):
+                stream = await ask(phone)
+    assert stream["text"] == fake.answer()
+    assert stream["tokens"][0] == fake.token(0)
+    frames = len(stream["tokens"]) - 1  # the last frame is the empty final one
+    if frame_seconds == "0":
+        assert frames == 30
+    else:
+        assert 2 <= frames <= 8, stream["tokens"]
 
 
 async def test_history_and_personality_reach_upstream(tmp_path):
