@@ -285,6 +285,7 @@ def _run_load(
         "hold_rss": max(hold_rss) if hold_rss else 0,
         "wall": end - start_at,
         "client_core_cpu": side_cpu_window,
+        "upstream_cpu": sum(s.cpu() for s in side) - sum(side_start[: len(side)]),
     }
     return results, info
 
@@ -335,6 +336,8 @@ def _analyse(  # noqa: PLR0915
         "server_cpu_util": round(info["server_cpu"] / wall, 3),
         "server_peak_rss_mib": round(info["server_peak_rss"] / 2**20, 1),
         "client_core_util": round(client_util, 3),
+        "upstream_cpu_s": round(info["upstream_cpu"], 2),
+        "load_cpu_s": round(info["client_core_cpu"] - info["upstream_cpu"], 2),
         "client_lag_p99_ms": round(lag_p99 * 1000, 1),
         "client_bound": client_util > 0.9 or lag_p99 > 0.05,
     }
