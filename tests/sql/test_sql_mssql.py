@@ -120,9 +120,12 @@ def _captured_statements(tmp_path: Path) -> list[tuple[Any, bool]]:
     def on_execute(
         conn: Any, clauseelement: Any, multiparams: Any, params: Any, execution_options: Any
     ) -> None:
-        # A batched UPDATE's rows travel apart from it: it compiles with placeholders.
-        batched = isinstance(clauseelement, sa.Update) and bool(multiparams or params)
-        captured.append((clauseelement, not batched))
+        # Parameters that travel apart from a statement (a batch's rows, the bound
+        # values of a prebuilt statement) compile as placeholders.
+        bound = multiparams[0] if multiparams else params
+        if bound and isinstance(clauseelement, sa.Insert):  # as execute compiles it
+            clauseelement = clauseelement.values({key: sa.bindparam(key) for key in bound})
+        captured.append((clauseelement, not bound))
 
     sa.event.listen(engine, "before_execute", on_execute)
     defaults = Settings("gpt-4", VoiceSettings(), "helpful")
@@ -154,8 +157,8 @@ def _captured_statements(tmp_path: Path) -> list[tuple[Any, bool]]:
 
 
 def test_repository_queries_compile_for_sql_server(tmp_path: Path) -> None:
-    # Values inside a statement are rendered as literals; the rows of an
-    # executemany (users add) travel apart and stay placeholders.
+    # Values inside a statement are rendered as literals; values that travel
+    # apart (an executemany's rows, a prebuilt statement's) stay placeholders.
     dialect = mssql.dialect()
     compiled = [
         str(clause.compile(dialect=dialect, compile_kwargs={"literal_binds": literal}))

@@ -80,6 +80,50 @@ _MESSAGE_COLUMNS = (
 )
 
 
+# Statements of the per-message path, built once with bound parameters: building
+# a statement and its cache key on every call cost more than SQLite's own work.
+_OWNED = sa.select(conversations).where(
+    conversations.c.id == sa.bindparam("b_conversation"),
+    conversations.c.user_id == sa.bindparam("b_user"),
+)
+_TOUCH = (
+    conversations.update()
+    .where(
+        conversations.c.id == sa.bindparam("b_conversation"),
+        conversations.c.user_id == sa.bindparam("b_user"),
+    )
+    .values(updated_at=sa.bindparam("b_now"), last_message_at=sa.bindparam("b_now"))
+)
+_RETITLE = (
+    conversations.update()
+    .where(
+        conversations.c.id == sa.bindparam("b_conversation"),
+        conversations.c.title == sa.bindparam("b_old"),
+    )
+    .values(title=sa.bindparam("b_new"))
+)
+_INSERT_MESSAGE = messages.insert()
+_CHECKPOINT = (
+    messages.update()
+    .where(messages.c.id == sa.bindparam("b_id"), messages.c.user_id == sa.bindparam("b_user"))
+    .values(content=sa.bindparam("b_content"))
+)
+_SETTINGS = sa.select(user_settings).where(user_settings.c.user_id == sa.bindparam("b_user"))
+_HISTORY: dict[int, sa.Select[Any]] = {}
+
+
+def _history(rows: int) -> sa.Select[Any]:
+    """The newest ``rows`` messages of a conversation, newest first (one statement per size)."""
+    if rows not in _HISTORY:
+        _HISTORY[rows] = (
+            sa.select(*_MESSAGE_COLUMNS)
+            .where(messages.c.conversation_id == sa.bindparam("b_conversation"))
+            .order_by(messages.c.seq.desc())
+            .limit(rows)
+        )
+    return _HISTORY[rows]
+
+
 class SqlRepository:
     """Storage for users, conversations, messages and settings."""
 
@@ -204,9 +248,7 @@ class SqlRepository:
 
     def _owned(self, connection: sa.Connection, user_id: str, conversation_id: str) -> Any:
         return connection.execute(
-            sa.select(conversations).where(
-                conversations.c.id == conversation_id, conversations.c.user_id == user_id
-            )
+            _OWNED, {"b_conversation": conversation_id, "b_user": user_id}
         ).first()
 
     def get_conversation(self, user_id: str, conversation_id: str) -> Conversation | None:
@@ -263,7 +305,7 @@ class SqlRepository:
         )
         values = msgspec.structs.asdict(message)
         values.update(user_id=user_id, created_at=now)
-        connection.execute(messages.insert().values(**values))
+        connection.execute(_INSERT_MESSAGE, values)
         return message
 
     def _touch(
@@ -275,6 +317,11 @@ class SqlRepository:
         **values: Any,
     ) -> bool:
         """Mark the user's conversation active; False if it is not theirs or gone."""
+        if not values:
+            touched = connection.execute(
+                _TOUCH, {"b_conversation": conversation_id, "b_user": user_id, "b_now": now}
+            )
+            return touched.rowcount > 0
         result = connection.execute(
             conversations.update()
             .where(conversations.c.id == conversation_id, conversations.c.user_id == user_id)
@@ -333,12 +380,8 @@ class SqlRepository:
                 return None
             if retitle is not None:
                 connection.execute(
-                    conversations.update()
-                    .where(
-                        conversations.c.id == conversation_id,
-                        conversations.c.title == retitle[0],
-                    )
-                    .values(title=retitle[1])
+                    _RETITLE,
+                    {"b_conversation": conversation_id, "b_old": retitle[0], "b_new": retitle[1]},
                 )
             question = self._insert_message(
                 connection,
@@ -352,10 +395,7 @@ class SqlRepository:
                 now,
             )
             rows = connection.execute(
-                sa.select(*_MESSAGE_COLUMNS)
-                .where(messages.c.conversation_id == conversation_id)
-                .order_by(messages.c.seq.desc())
-                .limit(history_rows)
+                _history(history_rows), {"b_conversation": conversation_id}
             ).all()
             answer = self._insert_message(
                 connection,
@@ -383,17 +423,9 @@ class SqlRepository:
         saved in one transaction."""
         if not rows:
             return
-        statement = (
-            messages.update()
-            .where(
-                messages.c.id == sa.bindparam("b_id"),
-                messages.c.user_id == sa.bindparam("b_user"),
-            )
-            .values(content=sa.bindparam("b_content"))
-        )
         with self.engine.begin() as connection:
             connection.execute(
-                statement,
+                _CHECKPOINT,
                 [{"b_user": u, "b_id": m, "b_content": c} for u, m, c in rows],
             )
 
@@ -465,9 +497,7 @@ class SqlRepository:
             return self._settings_in(connection, user_id)
 
     def _settings_in(self, connection: sa.Connection, user_id: str) -> Settings:
-        row = connection.execute(
-            sa.select(user_settings).where(user_settings.c.user_id == user_id)
-        ).first()
+        row = connection.execute(_SETTINGS, {"b_user": user_id}).first()
         if row is None:
             return self._default_settings
         return Settings(
