@@ -18,6 +18,7 @@ __all__ = [
     "MessageStatus",
     "Role",
     "Settings",
+    "Turn",
     "User",
     "VoiceSettings",
 ]
@@ -50,6 +51,14 @@ class Message(msgspec.Struct, frozen=True):
     status: MessageStatus
 
 
+class Turn(msgspec.Struct, frozen=True):
+    """A stored message as a prompt's history sees it."""
+
+    role: Role
+    content: str
+    status: MessageStatus
+
+
 class VoiceSettings(msgspec.Struct, frozen=True):
     gender: str = "female"
     accent: str = "american"
@@ -71,4 +80,4 @@ class Exchange(msgspec.Struct, frozen=True):
     answer: Message
     conversation: Conversation
     settings: Settings
-    history: list[Message]
+    history: list[Turn]

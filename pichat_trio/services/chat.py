@@ -25,7 +25,7 @@ import trio
 
 from ..errors import Busy, InvalidInput, NotFound, PichatError
 from ..events import Frame, TokenFrame, encode_event
-from ..models import Conversation, Message, MessageStatus, Settings
+from ..models import Conversation, Message, MessageStatus, Settings, Turn
 from ..ports import ChatModel, ChatRequest, ChatTurn
 from .conversations import DEFAULT_TITLE
 from .db import Database
@@ -219,7 +219,7 @@ class ChatService:
                 finally:
                     self._release(generation)
 
-    def _prompt(self, settings: Settings, history: Sequence[Message]) -> ChatRequest:
+    def _prompt(self, settings: Settings, history: Sequence[Turn]) -> ChatRequest:
         """The request for the model: personality, then history within the budget."""
         budget = self._history_tokens - _estimate_tokens(settings.assistant_personality)
         turns: list[ChatTurn] = []

@@ -34,6 +34,7 @@ class Outbox:
     __slots__ = (
         "_closed",
         "_frames",
+        "_last_message",
         "_on_frame",
         "_on_stuck",
         "_pacer",
@@ -66,6 +67,7 @@ class Outbox:
         self.sending_since: float | None = None  # set by the writer around each send
         self.last_sent = -float("inf")  # when the writer last began sending a token frame
         self._pacer = pacer
+        self._last_message: str | None = None  # of the last token frame taken
         self._on_stuck = on_stuck
         self._on_frame = on_frame  # a frame arrived and no writer waits: start one
         self._frames: deque[str | TokenFrame] | None = None
@@ -112,6 +114,7 @@ class Outbox:
             pacer is not None
             and self._waiter is not None
             and type(item) is TokenFrame
+            and item.message_id == self._last_message
             and trio.current_time() - self.last_sent < pacer.interval
         ):
             pacer.hold(self)  # merge what follows until the next tick
@@ -156,6 +159,7 @@ class Outbox:
             self.streaming = False
             return item
         self.streaming = True
+        self._last_message = item.message_id
         return item.text
 
     async def wait(self) -> None:

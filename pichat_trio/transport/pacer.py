@@ -4,11 +4,11 @@ Every WebSocket frame costs the server a send system call, and on one core
 those calls are most of the work of a busy server: at 200 streams of 50
 tokens/s, a frame per token is 10,000 sends a second. A chat window needs
 far fewer updates than that to look smooth. So a token that reaches an
-outbox less than ``interval`` seconds after its writer last sent is held
-back: it waits (merging with the tokens that follow it) until the pacer's
-next tick, which releases every held outbox at once. The first token after
-a pause goes out at once, so time to first token is unchanged; a steady
-stream arrives in frames at most ``interval`` apart.
+outbox less than ``interval`` seconds after its writer last sent a token of
+the same message is held back: it waits (merging with the tokens that
+follow it) until the pacer's next tick, which releases every held outbox at
+once. The first token of an answer goes out at once, so time to first token
+is unchanged; a steady stream arrives in frames about ``interval`` apart.
 
 One task and one timer for the whole server, whatever the number of
 connections; holding an outbox back is an append to a list.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 
+import pytest
 import trio
 from trio.testing import MockClock
 
@@ -19,11 +20,16 @@ def token(text: str) -> TokenFrame:
     return TokenFrame(PREFIX, "m1", text)
 
 
-async def test_tokens_soon_after_a_send_wait_for_the_tick(
-    autojump_clock: MockClock, nursery: trio.Nursery
-) -> None:
+@pytest.fixture
+def pacer(nursery: trio.Nursery) -> FramePacer:
     pacer = FramePacer(0.1)
     nursery.start_soon(pacer.run)
+    return pacer
+
+
+async def test_tokens_soon_after_a_send_wait_for_the_tick(
+    autojump_clock: MockClock, nursery: trio.Nursery, pacer: FramePacer
+) -> None:
     outbox = Outbox("conn", pacer=pacer)
     sent: list[tuple[float, str]] = []
 
@@ -51,4 +57,26 @@ async def test_tokens_soon_after_a_send_wait_for_the_tick(
     assert len(sent) <= 4
     streamed = "".join(json.loads(frame)["payload"]["token"] for _, frame in sent)
     assert streamed == "".join(f"t{i}" for i in range(10))
+    assert len(pacer) == 0
+
+
+async def test_the_first_token_of_the_next_answer_is_not_held(
+    autojump_clock: MockClock, nursery: trio.Nursery, pacer: FramePacer
+) -> None:
+    outbox = Outbox("conn", pacer=pacer)
+    outbox.put(token("end of the first answer"))
+    assert outbox.pop() is not None
+    outbox.last_sent = trio.current_time()
+    waiting = trio.Event()
+
+    async def writer() -> None:
+        await outbox.wait()
+        waiting.set()
+
+    nursery.start_soon(writer)
+    await trio.sleep(0.01)
+    start = trio.current_time()
+    outbox.put(TokenFrame(TokenFrame.prefix_for("c1", "m2"), "m2", "next"))
+    await waiting.wait()
+    assert trio.current_time() == start  # woken at once, not at the tick
     assert len(pacer) == 0

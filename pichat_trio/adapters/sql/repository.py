@@ -24,6 +24,7 @@ from ...models import (
     MessageStatus,
     Role,
     Settings,
+    Turn,
     User,
     VoiceSettings,
 )
@@ -113,10 +114,11 @@ _HISTORY: dict[int, sa.Select[Any]] = {}
 
 
 def _history(rows: int) -> sa.Select[Any]:
-    """The newest ``rows`` messages of a conversation, newest first (one statement per size)."""
+    """Role, content and status of the newest ``rows`` messages of a conversation,
+    newest first (one statement per size)."""
     if rows not in _HISTORY:
         _HISTORY[rows] = (
-            sa.select(*_MESSAGE_COLUMNS)
+            sa.select(messages.c.role, messages.c.content, messages.c.status)
             .where(messages.c.conversation_id == sa.bindparam("b_conversation"))
             .order_by(messages.c.seq.desc())
             .limit(rows)
@@ -415,7 +417,7 @@ class SqlRepository:
             answer=answer,
             conversation=conversation,
             settings=settings,
-            history=[_message(row) for row in reversed(rows)],
+            history=[Turn(*row) for row in reversed(rows)],
         )
 
     def checkpoint_messages(self, rows: Sequence[tuple[str, str | None, str]]) -> None:
