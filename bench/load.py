@@ -32,6 +32,8 @@ import msgspec
 import trio
 from trio_websocket import ConnectionClosed, open_websocket_url
 
+from pichat_trio.gc_tuning import tune_for_serving
+
 monotonic = time.monotonic
 
 
@@ -483,6 +485,7 @@ def main() -> int:
     _RESULTS["file"] = spec["result_file"]
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    tune_for_serving()  # the load allocates per frame as the server does per token
     trio.run(_main, spec)
 
 

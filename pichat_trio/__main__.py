@@ -59,6 +59,7 @@ def _settings(**overrides: Any) -> Settings:
 
 
 def _serve(settings: Settings) -> int:
+    from .gc_tuning import tune_for_serving
     from .logs import configure_logging
     from .server import serve, wait_for_signal
 
@@ -80,7 +81,14 @@ def _serve(settings: Settings) -> int:
         )
     failures: list[BaseException] = []
     try:
-        trio.run(partial(serve, settings, shutdown_trigger=wait_for_signal))
+        trio.run(
+            partial(
+                serve,
+                settings,
+                shutdown_trigger=wait_for_signal,
+                on_app=lambda _: tune_for_serving(),
+            )
+        )
     except* OSError as group:  # the port is taken, the address is not ours, ...
         failures.extend(group.exceptions)
     if failures:
