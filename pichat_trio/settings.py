@@ -99,7 +99,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("CHECKPOINT_SECONDS", "1", "how often a growing answer is saved"),
     Variable(
         "FRAME_SECONDS",
-        "0.04",
+        "0",
         "shortest time between two token frames to one connection (0: a frame per token)",
     ),
     Variable("SHUTDOWN_GRACE", "10", "seconds in-flight answers may finish at shutdown"),
@@ -150,7 +150,7 @@ class Settings:
     outbox_frames: int = 256
     outbox_stall_seconds: float = 30.0
     checkpoint_seconds: float = 1.0
-    frame_seconds: float = 0.04
+    frame_seconds: float = 0.0
     shutdown_grace: float = 10.0
     log_level: str = "INFO"
     limits: Limits = field(default_factory=Limits)
