@@ -104,6 +104,14 @@ _RETITLE = (
     .values(title=sa.bindparam("b_new"))
 )
 _INSERT_MESSAGE = messages.insert()
+_MESSAGE = sa.select(*_MESSAGE_COLUMNS).where(
+    messages.c.id == sa.bindparam("b_id"), messages.c.user_id == sa.bindparam("b_user")
+)
+_FINISH = (
+    messages.update()
+    .where(messages.c.id == sa.bindparam("b_id"), messages.c.user_id == sa.bindparam("b_user"))
+    .values(content=sa.bindparam("b_content"), status=sa.bindparam("b_status"))
+)
 _CHECKPOINT = (
     messages.update()
     .where(messages.c.id == sa.bindparam("b_id"), messages.c.user_id == sa.bindparam("b_user"))
@@ -436,24 +444,13 @@ class SqlRepository:
     ) -> tuple[Message, Conversation] | None:
         """The final write of an answer; the conversation's activity time moves on."""
         now = _now()
+        key = {"b_id": message_id, "b_user": user_id}
         with self.engine.begin() as connection:
-            connection.execute(
-                messages.update()
-                .where(messages.c.id == message_id, messages.c.user_id == user_id)
-                .values(content=content, status=status)
-            )
-            row = connection.execute(
-                sa.select(*_MESSAGE_COLUMNS).where(
-                    messages.c.id == message_id, messages.c.user_id == user_id
-                )
-            ).first()
+            connection.execute(_FINISH, {**key, "b_content": content, "b_status": status})
+            row = connection.execute(_MESSAGE, key).first()
             if row is None:
                 return None
-            connection.execute(
-                conversations.update()
-                .where(conversations.c.id == row.conversation_id)
-                .values(updated_at=now, last_message_at=now)
-            )
+            self._touch(connection, user_id, row.conversation_id, now)
             conversation = self._owned(connection, user_id, row.conversation_id)
             if conversation is None:
                 return None
