@@ -14,6 +14,7 @@ import msgspec
 __all__ = [
     "Conversation",
     "Exchange",
+    "ExchangeRequest",
     "Message",
     "MessageStatus",
     "Role",
@@ -69,6 +70,22 @@ class Settings(msgspec.Struct, frozen=True):
     selected_model: str
     voice_settings: VoiceSettings
     assistant_personality: str
+
+
+class ExchangeRequest(msgspec.Struct, frozen=True):
+    """What one ``send_message`` asks the store for (``Repository.start_exchanges``).
+
+    ``retitle`` is ``(default_title, new_title)``: a conversation still
+    carrying the default title takes the new one.
+    """
+
+    user_id: str
+    conversation_id: str
+    content: str
+    is_audio: bool = False
+    audio_file: str | None = None
+    retitle: tuple[str, str] | None = None
+    history_rows: int = 200
 
 
 class Exchange(msgspec.Struct, frozen=True):

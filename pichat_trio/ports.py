@@ -17,6 +17,7 @@ import msgspec
 from .models import (
     Conversation,
     Exchange,
+    ExchangeRequest,
     Message,
     MessageStatus,
     Settings,
@@ -205,6 +206,7 @@ class Repository(Protocol):
         retitle: tuple[str, str] | None,
         history_rows: int,
     ) -> Exchange | None: ...
+    def start_exchanges(self, requests: Sequence[ExchangeRequest]) -> list[Exchange | None]: ...
     def checkpoint_messages(self, rows: Sequence[tuple[str, str | None, str]]) -> None: ...
     def finish_message(
         self, user_id: str, message_id: str, content: str, status: MessageStatus

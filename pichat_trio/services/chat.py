@@ -12,6 +12,7 @@ Nothing is lost: the user's message is committed before the upstream call,
 the answer is stored as ``streaming`` when generation starts and saved at
 most ``checkpoint_seconds`` apart by one process-wide task
 (``run_checkpoints``), so the token loop never waits on the database.
+Messages sent at the same moment share one transaction (``exchanges``).
 """
 
 from __future__ import annotations
@@ -25,10 +26,11 @@ import trio
 
 from ..errors import Busy, InvalidInput, NotFound, PichatError
 from ..events import Frame, TokenFrame, encode_event
-from ..models import Conversation, Message, MessageStatus, Settings, Turn
+from ..models import Conversation, ExchangeRequest, Message, MessageStatus, Settings, Turn
 from ..ports import ChatModel, ChatRequest, ChatTurn
 from .conversations import DEFAULT_TITLE
 from .db import Database
+from .exchanges import ExchangeQueue
 from .fanout import Fanout, Origin
 
 __all__ = ["ChatService", "Generation", "title_from"]
@@ -96,6 +98,8 @@ class ChatService:
         self._history_tokens = history_tokens
         self._max_tokens = max_tokens
         self._checkpoint_seconds = checkpoint_seconds
+        self.exchanges = ExchangeQueue(db)
+        """Group commit of ``send``'s transactions; the app's nursery runs it."""
         self._active: dict[str, Generation] = {}
         self._idle = trio.Event()
         self._idle.set()
@@ -122,16 +126,18 @@ class ChatService:
         generation = Generation(origin, conversation_id)
         self._reserve(generation)
         try:
-            # One transaction: the question, the answer's row, and the prompt's context.
-            exchange = await self._db.run(
-                self._repo.start_exchange,
-                origin.user.id,
-                conversation_id,
-                content,
-                is_audio,
-                audio_file,
-                (DEFAULT_TITLE, title_from(content)),
-                _HISTORY_ROWS,
+            # One transaction (shared with the messages sent at the same time): the
+            # question, the answer's row, and the prompt's context.
+            exchange = await self.exchanges.start(
+                ExchangeRequest(
+                    origin.user.id,
+                    conversation_id,
+                    content,
+                    is_audio,
+                    audio_file,
+                    (DEFAULT_TITLE, title_from(content)),
+                    _HISTORY_ROWS,
+                )
             )
             if exchange is None:
                 raise NotFound("no such conversation")

@@ -358,3 +358,31 @@ async def test_every_provider_streams_through_the_same_path(tmp_path, provider):
     else:
         assert stream["text"] == fake.answer()
         assert fake.requests[0].route == provider
+
+
+async def test_messages_sent_at_the_same_moment_are_all_answered_and_stored(tmp_path):
+    """Twelve devices press enter together: the group commit stores every question
+    and answer row, and each device gets its own whole answer."""
+    fake = FakeAzureOpenAI(behaviour=Behaviour(tokens=10, rate=200))
+    streams: dict[int, dict] = {}
+    async with run_with_fake_azure(tmp_path, fake) as (server, _):
+
+        async def device(i: int) -> None:
+            async with server.client() as client:
+                streams[i] = await ask(client, f"question {i}")
+
+        with trio.fail_after(20):
+            async with trio.open_nursery() as nursery:
+                for i in range(12):
+                    nursery.start_soon(device, i)
+        async with server.client() as reader:
+            listed = await reader.call("get_conversations", {"limit": 50})
+            conversations = listed["payload"]["conversations"]
+            stored = []
+            for conversation in conversations:
+                reply = await reader.call("get_messages", {"conversation_id": conversation["id"]})
+                stored.append([m["content"] for m in reply["payload"]["messages"]])
+    assert sorted(streams) == list(range(12))
+    assert all(s["text"] == fake.answer() for s in streams.values())
+    assert sorted(stored) == sorted([f"question {i}", fake.answer()] for i in range(12))
+    assert len(fake.requests) == 12

@@ -20,6 +20,7 @@ import sqlalchemy as sa
 from ...models import (
     Conversation,
     Exchange,
+    ExchangeRequest,
     Message,
     MessageStatus,
     Role,
@@ -378,53 +379,57 @@ class SqlRepository:
         retitle: tuple[str, str] | None,
         history_rows: int,
     ) -> Exchange | None:
-        """The user's message, the answer's row (``streaming``) and what the model
-        needs to write it, in one transaction: one round trip per ``send_message``.
+        """One ``start_exchanges`` request."""
+        request = ExchangeRequest(
+            user_id, conversation_id, content, is_audio, audio_file, retitle, history_rows
+        )
+        return self.start_exchanges([request])[0]
 
-        ``retitle`` is ``(default_title, new_title)``: a conversation still
-        carrying the default title takes the new one.
+    def start_exchanges(self, requests: Sequence[ExchangeRequest]) -> list[Exchange | None]:
+        """For each request, the user's message, the answer's row (``streaming``)
+        and what the model needs to write it; all in one transaction.
+
+        None for a request whose conversation is not the user's (nothing is
+        written for it).
         """
         now = _now()
         with self.engine.begin() as connection:
-            if not self._touch(connection, user_id, conversation_id, now):
-                return None
-            if retitle is not None:
-                connection.execute(
-                    _RETITLE,
-                    {"b_conversation": conversation_id, "b_old": retitle[0], "b_new": retitle[1]},
-                )
-            question = self._insert_message(
-                connection,
-                user_id,
-                conversation_id,
-                "user",
-                content,
-                "complete",
-                is_audio,
-                audio_file,
-                now,
+            return [self._exchange_in(connection, request, now) for request in requests]
+
+    def _exchange_in(
+        self, connection: sa.Connection, request: ExchangeRequest, now: datetime
+    ) -> Exchange | None:
+        user_id, conversation_id = request.user_id, request.conversation_id
+        if not self._touch(connection, user_id, conversation_id, now):
+            return None
+        if request.retitle is not None:
+            old, new = request.retitle
+            connection.execute(
+                _RETITLE, {"b_conversation": conversation_id, "b_old": old, "b_new": new}
             )
-            rows = connection.execute(
-                _history(history_rows), {"b_conversation": conversation_id}
-            ).all()
-            answer = self._insert_message(
-                connection,
-                user_id,
-                conversation_id,
-                "assistant",
-                "",
-                "streaming",
-                False,
-                None,
-                now,
-            )
-            conversation = _conversation(self._owned(connection, user_id, conversation_id))
-            settings = self._settings_in(connection, user_id)
+        question = self._insert_message(
+            connection,
+            user_id,
+            conversation_id,
+            "user",
+            request.content,
+            "complete",
+            request.is_audio,
+            request.audio_file,
+            now,
+        )
+        rows = connection.execute(
+            _history(request.history_rows), {"b_conversation": conversation_id}
+        ).all()
+        answer = self._insert_message(
+            connection, user_id, conversation_id, "assistant", "", "streaming", False, None, now
+        )
+        conversation = _conversation(self._owned(connection, user_id, conversation_id))
         return Exchange(
             user_message=question,
             answer=answer,
             conversation=conversation,
-            settings=settings,
+            settings=self._settings_in(connection, user_id),
             history=[Turn(*row) for row in reversed(rows)],
         )
 
