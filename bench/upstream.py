@@ -5,8 +5,8 @@ Two differences from ``pichat fake-azure``, both for measuring:
 - Tokens are paced against an absolute schedule (token ``i`` at
   ``start + (i + 1) / rate``), so a busy core does not make the upstream
   drift slower than the rate it was asked for, and "offered" means what it
-  says. One timer serves every stream (``Schedule``: a heap of waiting
-  tasks) instead of a ``trio.sleep_until`` per token, and chunk framing is
+  says. One loop writes every stream's due tokens (``Pump``: a heap and
+  one timer) instead of a task sleeping per token, and chunk framing is
   done by hand (the same bytes h11 would send), so the fake costs as little
   as possible on the core it shares with the load.
 - Every request is recorded with ``time.monotonic()`` times (system-wide on
@@ -28,12 +28,14 @@ import json
 import math
 import re
 import signal
+import socket
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 import h11
+import outcome
 import trio
 
 from pichat_trio.fakes.azure_openai import (
@@ -50,50 +52,118 @@ from pichat_trio.gc_tuning import tune_for_serving
 _TAG = re.compile(r"bench:(\S+)")
 
 
-class Schedule:
-    """One timer for every stream: tasks wait for their due time in a heap.
+class _Stream:
+    """One answer being paced: its socket, its chunks, and the task that owns it."""
 
-    A ``trio.sleep_until`` per token costs a cancel scope, a deadline and a
-    ``Cancelled`` exception; at 10,000 tokens/s that was a fifth of the
-    fake's core. Here a wait is a heap push and a direct reschedule.
+    __slots__ = ("chunks", "error", "interval", "next", "raw", "record", "start", "task")
+
+    def __init__(
+        self, raw: socket.socket, chunks: list[bytes], start: float, interval: float
+    ) -> None:
+        self.raw = raw
+        self.chunks = chunks
+        self.start = start
+        self.interval = interval
+        self.next = 0  # index of the next chunk to send
+        self.task: trio.lowlevel.Task | None = None
+        self.record: RecordedRequest | None = None
+        self.error: BaseException | None = None
+
+    def due(self) -> float:
+        return self.start + (self.next + 1) * self.interval
+
+
+class Pump:
+    """One task and one timer that write every stream's tokens when they are due.
+
+    A task per stream sleeping until each token (``trio.sleep_until``: a
+    cancel scope, a deadline and a ``Cancelled`` exception) and then sending
+    it through trio's socket layer cost most of the fake's core at 10,000
+    tokens/s. Here a due token is written straight to the socket (it is
+    non-blocking) from one loop; the stream's own task wakes only when the
+    socket is full, fails, or the answer is done.
     """
 
     def __init__(self) -> None:
-        self._heap: list[tuple[float, int, list[trio.lowlevel.Task | None]]] = []
+        self._heap: list[tuple[float, int, _Stream]] = []
         self._order = itertools.count()
         self._timer: trio.CancelScope | None = None
 
-    async def wait_until(self, when: float) -> None:
-        entry: list[trio.lowlevel.Task | None] = [trio.lowlevel.current_task()]
-        heapq.heappush(self._heap, (when, next(self._order), entry))
+    async def stream(self, job: _Stream) -> None:
+        """Send ``job``'s chunks on schedule; returns when all are sent."""
+        stream_task = trio.lowlevel.current_task()
+        while job.next < len(job.chunks):
+            job.task = stream_task
+            self._push(job)
+
+            def abort(_: object) -> trio.lowlevel.Abort:
+                job.task = None  # the pump drops a job without a task
+                return trio.lowlevel.Abort.SUCCEEDED
+
+            leftover = await trio.lowlevel.wait_task_rescheduled(abort)
+            if job.error is not None:
+                raise trio.BrokenResourceError from job.error
+            while leftover:  # the socket was full: wait until it takes the rest
+                await trio.lowlevel.wait_writable(job.raw)
+                try:
+                    leftover = leftover[job.raw.send(leftover) :]
+                except BlockingIOError:
+                    continue
+                except OSError as exc:
+                    raise trio.BrokenResourceError from exc
+
+    def _push(self, job: _Stream) -> None:
+        when = job.due()
+        heapq.heappush(self._heap, (when, next(self._order), job))
         timer = self._timer
         if timer is not None and when < timer.deadline:
-            timer.cancel()  # the runner sleeps past this one: wake it to re-plan
-
-        def abort(_: object) -> trio.lowlevel.Abort:
-            entry[0] = None
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        await trio.lowlevel.wait_task_rescheduled(abort)
+            timer.cancel()  # the pump sleeps past this one: wake it to re-plan
 
     async def run(self) -> None:
         heap = self._heap
         while True:
             now = trio.current_time()
             while heap and heap[0][0] <= now:
-                task = heapq.heappop(heap)[2][0]
-                if task is not None:
-                    trio.lowlevel.reschedule(task)
+                job = heapq.heappop(heap)[2]
+                if job.task is not None:
+                    self._send_due(job, now)
             with trio.CancelScope(deadline=heap[0][0] if heap else math.inf) as self._timer:
                 await trio.sleep_forever()
             self._timer = None
+
+    def _send_due(self, job: _Stream, now: float) -> None:
+        chunk = job.chunks[job.next]
+        try:
+            sent = job.raw.send(chunk)
+        except BlockingIOError:
+            sent = 0
+        except OSError as exc:
+            job.error = exc
+            self._wake(job, b"")
+            return
+        job.next += 1
+        record = job.record
+        if record is not None:
+            if job.next == 1:
+                record.first_token_at = now
+            record.tokens_sent = job.next
+        if sent < len(chunk) or job.next == len(job.chunks):
+            self._wake(job, chunk[sent:])
+        else:
+            heapq.heappush(self._heap, (job.due(), next(self._order), job))
+
+    @staticmethod
+    def _wake(job: _Stream, leftover: bytes) -> None:
+        task, job.task = job.task, None
+        assert task is not None
+        trio.lowlevel.reschedule(task, outcome.Value(leftover))
 
 
 class BenchUpstream(FakeAzureOpenAI):
     def __init__(self, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.offset = 0.0  # time.monotonic() - trio.current_time()
-        self.schedule = Schedule()
+        self.pump = Pump()
 
     async def _send_events(
         self,
@@ -114,17 +184,20 @@ class BenchUpstream(FakeAzureOpenAI):
             return await super()._send_events(conn, stream, record, behaviour)
         chunks = _ChunkWriter(record.index, self.model_name, azure=record.route == "azure")
         await stream.send_all(stream_head(conn, record) + _chunk(chunks.opening()))
-        interval = 1 / behaviour.rate if behaviour.rate > 0 else 0.0
-        start = trio.current_time()
         token = self.token
-        wait_until = self.schedule.wait_until
-        for i in range(behaviour.tokens):
-            if interval:
-                await wait_until(start + (i + 1) * interval)
-            await stream.send_all(_chunk(chunks.token(token(i))))
-            if i == 0:
-                record.first_token_at = trio.current_time()
-            record.tokens_sent = i + 1
+        body = [_chunk(chunks.token(token(i))) for i in range(behaviour.tokens)]
+        if behaviour.rate > 0:
+            with socket.fromfd(stream.socket.fileno(), socket.AF_INET, socket.SOCK_STREAM) as raw:
+                raw.setblocking(False)
+                job = _Stream(raw, body, trio.current_time(), 1 / behaviour.rate)
+                job.record = record
+                await self.pump.stream(job)
+        else:
+            for i, data in enumerate(body):
+                await stream.send_all(data)
+                if i == 0:
+                    record.first_token_at = trio.current_time()
+                record.tokens_sent = i + 1
         tail = chunks.finish(behaviour.finish_reason) + b"data: [DONE]\r\n\r\n"
         # h11 frames the end, so it knows the exchange is over (keep-alive).
         await stream.send_all(_chunk(tail) + (conn.send(h11.EndOfMessage()) or b""))
@@ -158,7 +231,7 @@ async def _run(args: argparse.Namespace) -> None:
     fake.offset = time.monotonic() - trio.current_time()
     with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(fake.schedule.run)
+            nursery.start_soon(fake.pump.run)
             port = await nursery.start(fake.serve, "127.0.0.1", args.port)
             print(f"PORT {port}", flush=True)
             async for _ in signals:
