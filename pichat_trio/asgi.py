@@ -10,7 +10,10 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
+
+from wsproto.events import Ping
 
 from .app import App
 from .transport.auth import origin_allowed, token_from
@@ -27,8 +30,23 @@ _JSON = [(b"content-type", b"application/json")]
 
 
 class AsgiApp:
-    def __init__(self, app: App) -> None:
+    def __init__(self, app: App, *, app_pings: bool = False) -> None:
         self.app = app
+        self.app_pings = app_pings
+        """The app's heartbeat pings (through hypercorn's stream), not hypercorn's own."""
+
+    def ping_for(self, send: Send) -> Callable[[], Awaitable[None]] | None:
+        """A WebSocket ping on this connection, when the app sends the pings.
+
+        ASGI has no ping message: the ping goes through hypercorn's stream,
+        whose ``app_send`` is the ``send`` given to us (``server.py`` checks
+        at start-up that the hook exists, else hypercorn pings by itself).
+        """
+        if not self.app_pings:
+            return None
+        stream = getattr(send, "__self__", None)
+        emit = getattr(stream, "_send_wsproto_event", None)
+        return None if emit is None else partial(emit, Ping())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -73,7 +91,7 @@ class AsgiApp:
         self.app.connections.add(connection)
         try:
             await send({"type": "websocket.accept"})
-            await connection.run(receive, send)
+            await connection.run(receive, send, self.ping_for(send))
         finally:
             self.app.connections.discard(connection)
 

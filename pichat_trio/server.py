@@ -12,27 +12,37 @@ from __future__ import annotations
 import logging
 import signal
 from collections.abc import Awaitable, Callable
-from functools import partial
 
 import trio
 from hypercorn.config import Config
+from hypercorn.protocol.ws_stream import WSStream
 from hypercorn.trio import serve as hypercorn_serve
 
 from .app import App, open_app
 from .asgi import AsgiApp
 from .settings import Settings
+from .transport.heartbeat import Heartbeat
 
-__all__ = ["hypercorn_config", "serve", "wait_for_signal"]
+__all__ = ["app_can_ping", "hypercorn_config", "serve", "wait_for_signal"]
 
 log = logging.getLogger(__name__)
 
 
-def hypercorn_config(settings: Settings) -> Config:
+def app_can_ping() -> bool:
+    """Whether the app can send WebSocket pings through hypercorn's stream (``asgi.py``).
+
+    Then one heartbeat task pings every connection, instead of hypercorn's
+    task per connection. A hypercorn without the hook pings by itself.
+    """
+    return callable(getattr(WSStream, "_send_wsproto_event", None))
+
+
+def hypercorn_config(settings: Settings, *, app_pings: bool = False) -> Config:
     config = Config()
     host = f"[{settings.host}]" if ":" in settings.host else settings.host
     config.bind = [f"{host}:{settings.port}"]
     config.websocket_max_message_size = settings.max_frame_bytes
-    config.websocket_ping_interval = settings.heartbeat_interval
+    config.websocket_ping_interval = None if app_pings else settings.heartbeat_interval
     config.read_timeout = settings.heartbeat_timeout  # type: ignore[assignment]
     config.graceful_timeout = 5.0
     # Room for a burst of handshakes (thousands of devices reconnecting after a
@@ -71,15 +81,22 @@ async def serve(
                 await shutdown_trigger()
             await app.drain(settings.shutdown_grace)
 
-        async with trio.open_nursery() as nursery:
-            binds = await nursery.start(
-                partial(
-                    hypercorn_serve,
-                    AsgiApp(app),  # type: ignore[arg-type]
-                    hypercorn_config(settings),
-                    shutdown_trigger=trigger,
-                )
+        app_pings = app_can_ping()
+
+        async def run_hypercorn(task_status: trio.TaskStatus[list[str]]) -> None:
+            await hypercorn_serve(
+                AsgiApp(app, app_pings=app_pings),  # type: ignore[arg-type]
+                hypercorn_config(settings, app_pings=app_pings),
+                shutdown_trigger=trigger,
+                task_status=task_status,
             )
+            nursery.cancel_scope.cancel()  # and the heartbeat with it
+
+        async with trio.open_nursery() as nursery:
+            if app_pings:
+                heartbeat = Heartbeat(app.connections, settings.heartbeat_interval)
+                nursery.start_soon(heartbeat.run)
+            binds = await nursery.start(run_hypercorn)
             url = binds[0]
             log.info(
                 "PiChat listening on %s (WebSocket at %s/ws)", url, url.replace("http", "ws", 1)

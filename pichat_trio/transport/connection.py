@@ -29,7 +29,7 @@ from ..models import User
 from ..ports import Hub
 from ..protocol.errors import error_frame, error_frame_for
 from ..protocol.router import Router
-from .outbox import Outbox
+from .outbox import PING, Outbox
 from .pacer import FramePacer
 from .rate import TokenBucket
 
@@ -41,6 +41,7 @@ _CLOSE_WAIT_SECONDS = 5.0  # after our close frame, how long the peer has to ans
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
+Ping = Callable[[], Awaitable[None]]
 
 
 class ConnectionLimits:
@@ -74,6 +75,7 @@ class Connection:
         "_limits",
         "_nursery",
         "_outbox",
+        "_ping",
         "_router",
         "_send",
         "_tasks",
@@ -107,6 +109,7 @@ class Connection:
         self._bucket = TokenBucket(limits.rate, limits.burst)
         self._nursery: trio.Nursery | None = None
         self._send: Send | None = None
+        self._ping: Ping | None = None
         self._writing = False
         self._tasks = 0
         self._close_code: int | None = None
@@ -118,6 +121,11 @@ class Connection:
 
     def send(self, text: str) -> None:
         self._outbox.put(text)
+
+    def ping(self) -> None:
+        """Queue a keepalive ping (the heartbeat's call); a no-op where the server pings."""
+        if self._ping is not None:
+            self._outbox.put(PING)
 
     def check_capacity(self) -> None:
         """Raise what ``spawn`` would raise now, before any work is done."""
@@ -156,19 +164,26 @@ class Connection:
 
     # ---------------------------------------------------------- running
 
-    async def run(self, receive: Receive, send: Send) -> None:
-        """Serve until the peer goes, the server closes us, or we give up on the peer."""
+    async def run(self, receive: Receive, send: Send, ping: Ping | None = None) -> None:
+        """Serve until the peer goes, the server closes us, or we give up on the peer.
+
+        ``ping`` sends a WebSocket ping; given, the heartbeat's pings go
+        through it (and one at once), otherwise the server pings by itself.
+        """
         self._send = send
-        async with self._hub.subscribe(self.user.id, self):
+        self._ping = ping
+        self.ping()
+        async with self._hub.subscribe(self.user.id, self), trio.open_nursery() as nursery:
+            self._nursery = nursery
             try:
-                async with trio.open_nursery() as nursery:
-                    self._nursery = nursery
-                    if len(self._outbox) or self._outbox.closed:
-                        self._start_writer()
-                    await self._read(receive)
-                    nursery.cancel_scope.cancel()
+                if len(self._outbox) or self._outbox.closed:
+                    self._start_writer()
+                await self._read(receive)
+                nursery.cancel_scope.cancel()
             finally:
-                self._nursery = None  # closed: frames that still arrive start no writer
+                # The nursery takes no new tasks from here: frames (a fan-out,
+                # a heartbeat ping) that still arrive start no writer.
+                self._nursery = None
 
     def close(self, code: int = 1001) -> None:
         """Send what is queued, then a close frame with ``code``."""
@@ -224,13 +239,17 @@ class Connection:
                         continue
                     return  # idle: the next frame starts a new writer
                 outbox.sending_since = now = trio.current_time()
-                if outbox.streaming:  # pacing counts token frames only
-                    outbox.last_sent = now
-                await send({"type": "websocket.send", "text": text})
+                if text is PING:
+                    assert self._ping is not None
+                    await self._ping()
+                else:
+                    if outbox.streaming:  # pacing counts token frames only
+                        outbox.last_sent = now
+                    await send({"type": "websocket.send", "text": text})
                 outbox.sending_since = None
         finally:
             self._writing = False
         if self._close_code is not None and not outbox.stuck:
             await send({"type": "websocket.close", "code": self._close_code})
-            assert self._nursery is not None
-            self._nursery.cancel_scope.deadline = trio.current_time() + _CLOSE_WAIT_SECONDS
+            if self._nursery is not None:
+                self._nursery.cancel_scope.deadline = trio.current_time() + _CLOSE_WAIT_SECONDS

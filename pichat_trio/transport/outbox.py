@@ -20,7 +20,19 @@ import trio
 from ..events import TokenFrame
 from .pacer import FramePacer
 
-__all__ = ["Outbox"]
+__all__ = ["PING", "Outbox"]
+
+
+class _Ping:
+    """The outbox item that makes the writer send a WebSocket ping."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "PING"
+
+
+PING = _Ping()
 
 
 class Outbox:
@@ -70,7 +82,7 @@ class Outbox:
         self._last_message: str | None = None  # of the last token frame taken
         self._on_stuck = on_stuck
         self._on_frame = on_frame  # a frame arrived and no writer waits: start one
-        self._frames: deque[str | TokenFrame] | None = None
+        self._frames: deque[str | TokenFrame | _Ping] | None = None
         self._waiter: trio.lowlevel.Task | None = None
         self._closed = False
 
@@ -94,9 +106,11 @@ class Outbox:
                 frames[-1] = tail.merged(frame)
                 self.merged += 1
                 return
-            item: str | TokenFrame = frame
+            item: str | TokenFrame | _Ping = frame
         elif isinstance(frame, str):
             item = frame
+        elif frame is PING:
+            item = PING
         else:
             text = frame.text_for(self.connection_id)  # type: ignore[attr-defined]
             if text is None:
@@ -150,12 +164,12 @@ class Outbox:
             self._closed = True
             self._wake()
 
-    def pop(self) -> str | None:
-        """The next frame's text, or None when nothing is queued."""
+    def pop(self) -> str | _Ping | None:
+        """The next frame's text (or ``PING``), or None when nothing is queued."""
         if not self._frames:
             return None
         item = self._frames.popleft()
-        if isinstance(item, str):
+        if isinstance(item, str | _Ping):
             self.streaming = False
             return item
         self.streaming = True
@@ -175,8 +189,8 @@ class Outbox:
 
         await trio.lowlevel.wait_task_rescheduled(abort)
 
-    async def get(self) -> str | None:
-        """The next frame's text, waiting for one; None once closed and drained."""
+    async def get(self) -> str | _Ping | None:
+        """The next frame's text (or ``PING``), waiting for one; None once closed and drained."""
         while True:
             text = self.pop()
             if text is not None:
