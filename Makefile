@@ -24,7 +24,7 @@ pytest: $(VENV)/.installed
 	$(BIN)/python -m pytest
 
 bench: $(VENV)/.installed
-	$(BIN)/python bench/stream_load.py
+	$(BIN)/python bench/run.py --preset table --json bench/results.json
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
