@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import contextlib
 import math
+import socket
 import ssl
 from collections.abc import AsyncIterator
 from typing import Any
@@ -68,10 +69,13 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         timeouts: dict[str, float | None] = request.extensions.get("timeout", {})
         message = request_head(request.method.encode(), url.raw_path, request.headers.raw)
         message += await request.aread()
-        with trio.move_on_after(_seconds(timeouts.get("pool"))) as wait:
-            await self._slots.acquire()
-        if wait.cancelled_caught:
-            raise httpx.PoolTimeout("no connection to the AI service became free in time")
+        if self._slots.value:  # the common case, without a trip through the scheduler
+            self._slots.acquire_nowait()
+        else:
+            with trio.move_on_after(_seconds(timeouts.get("pool"))) as wait:
+                await self._slots.acquire()
+            if wait.cancelled_caught:
+                raise httpx.PoolTimeout("no connection to the AI service became free in time")
         try:
             head, first, connection = await self._exchange(origin, message, timeouts)
         except BaseException:
@@ -170,7 +174,7 @@ class _Connection:
         stream: trio.abc.Stream | None = None
         with trio.move_on_after(within):
             try:
-                tcp = await trio.open_tcp_stream(hostname, port)
+                tcp = await _open_tcp(hostname, port)
                 stream = tcp
                 if scheme == b"https":
                     stream = trio.SSLStream(
@@ -284,6 +288,26 @@ class _ResponseStream(httpx.AsyncByteStream):
         else:
             self._transport._slots.release()
         await self._connection.close()
+
+
+async def _open_tcp(hostname: str, port: int) -> trio.SocketStream:
+    """A TCP connection; trio's happy eyeballs only when the name has several addresses.
+
+    ``trio.open_tcp_stream`` runs a nursery and a task per attempt even for a
+    single address: several trips through the scheduler per connection, which
+    a burst of new streams pays in time to first token.
+    """
+    addresses = await trio.socket.getaddrinfo(hostname, port, type=socket.SOCK_STREAM)
+    if len(addresses) != 1:
+        return await trio.open_tcp_stream(hostname, port)
+    family, kind, protocol, _, address = addresses[0]
+    sock = trio.socket.socket(family, kind, protocol)
+    try:
+        await sock.connect(address)
+    except BaseException:
+        sock.close()
+        raise
+    return trio.SocketStream(sock)
 
 
 def _seconds(timeout: Any) -> float:
