@@ -19,8 +19,16 @@ from ..limits import Limits
 __all__ = ["Schemas", "field_error"]
 
 
+_NO_NUL = r"\A[^\x00]*\Z"
+"""Text a person writes never holds NUL, and PostgreSQL's text columns cannot store it."""
+
+
 def _text(max_chars: int, min_chars: int = 0) -> Any:
-    return Annotated[str, msgspec.Meta(min_length=min_chars, max_length=max_chars)]
+    return Annotated[str, msgspec.Meta(min_length=min_chars, max_length=max_chars, pattern=_NO_NUL)]
+
+
+def _base64(max_chars: int) -> Any:
+    return Annotated[str, msgspec.Meta(max_length=max_chars)]
 
 
 def _page(maximum: int) -> Any:
@@ -70,7 +78,7 @@ class Schemas:
                 ("conversation_id", uuid.UUID),
                 ("content", _text(limits.max_content_chars, 1)),
                 ("is_audio", bool, False),
-                ("audio_data", _text(limits.max_audio_base64_chars) | None, None),
+                ("audio_data", _base64(limits.max_audio_base64_chars) | None, None),
             ],
         )
         self.get_messages = msgspec.defstruct(
@@ -101,7 +109,7 @@ class Schemas:
         self.speech_to_text = msgspec.defstruct(
             "SpeechToText",
             [
-                ("audio_data", _text(limits.max_audio_base64_chars)),
+                ("audio_data", _base64(limits.max_audio_base64_chars)),
                 ("language", _text(35) | None, None),
             ],
         )
@@ -124,6 +132,7 @@ def field_error(error: msgspec.ValidationError, root: str = "payload") -> tuple[
     missing = _MISSING.match(what)
     if missing:
         return f"{field}.{missing['name']}", "required"
+    what = what.replace(f"Expected `str` matching regex {_NO_NUL!r}", "must not contain NUL")
     what = what.replace("Invalid UUID", "expected a UUID string")
     what = what.replace("Invalid RFC3339 encoded datetime", "expected an RFC 3339 time")
     if _EXPECTED.match(what):

@@ -71,6 +71,10 @@ WRONG_TYPES = [
     ("send_message", {"conversation_id": GOOD_ID, "content": ""}, "payload.content"),
     ("send_message", {"conversation_id": GOOD_ID, "content": 5}, "payload.content"),
     ("send_message", {"conversation_id": GOOD_ID, "content": "x" * 32001}, "payload.content"),
+    # NUL never comes from a person, and PostgreSQL's text columns cannot hold it.
+    ("send_message", {"conversation_id": GOOD_ID, "content": "a\u0000b"}, "payload.content"),
+    ("create_conversation", {"title": "t\u0000"}, "payload.title"),
+    ("update_settings", {"assistant_personality": "\u0000"}, "payload.assistant_personality"),
     (
         "send_message",
         {"conversation_id": GOOD_ID, "content": "a", "is_audio": "yes"},
