@@ -196,16 +196,6 @@ class Repository(Protocol):
         is_audio: bool = False,
         audio_file: str | None = None,
     ) -> tuple[Message, Conversation] | None: ...
-    def start_exchange(
-        self,
-        user_id: str,
-        conversation_id: str,
-        content: str,
-        is_audio: bool,
-        audio_file: str | None,
-        retitle: tuple[str, str] | None,
-        history_rows: int,
-    ) -> Exchange | None: ...
     def start_exchanges(self, requests: Sequence[ExchangeRequest]) -> list[Exchange | None]: ...
     def checkpoint_messages(self, rows: Sequence[tuple[str, str | None, str]]) -> None: ...
     def finish_message(

@@ -12,6 +12,7 @@ from pichat_trio.adapters.sql import tables
 from pichat_trio.adapters.sql.repository import SqlRepository, hash_token
 from pichat_trio.models import (
     Conversation,
+    ExchangeRequest,
     Message,
     MessageStatus,
     Settings,
@@ -461,7 +462,7 @@ def test_ping(repo: SqlRepository) -> None:
     repo.ping()
 
 
-def test_start_exchange_is_one_round_trip_for_a_message(
+def test_start_exchanges_is_one_round_trip_for_a_message(
     repo: SqlRepository, alice: User, bob: User
 ) -> None:
     conversation = repo.create_conversation(alice.id, "Untitled")
@@ -476,8 +477,12 @@ def test_start_exchange_is_one_round_trip_for_a_message(
         ),
     )
 
-    exchange = repo.start_exchange(
-        alice.id, conversation.id, POLISH, True, "k.wav", ("Untitled", "Named"), 10
+    [exchange] = repo.start_exchanges(
+        [
+            ExchangeRequest(
+                alice.id, conversation.id, POLISH, True, "k.wav", ("Untitled", "Named"), 10
+            )
+        ]
     )
 
     assert exchange is not None
@@ -497,10 +502,12 @@ def test_start_exchange_is_one_round_trip_for_a_message(
         exchange.answer.id,
     ]
     # A title that is not the default stays; another user's conversation is not found.
-    again = repo.start_exchange(alice.id, conversation.id, "x", False, None, ("Untitled", "Z"), 1)
+    [again] = repo.start_exchanges(
+        [ExchangeRequest(alice.id, conversation.id, "x", retitle=("Untitled", "Z"), history_rows=1)]
+    )
     assert again is not None and again.conversation.title == "Named"
     assert [m.content for m in again.history] == ["x"]
-    assert repo.start_exchange(bob.id, conversation.id, "x", False, None, None, 10) is None
+    assert repo.start_exchanges([ExchangeRequest(bob.id, conversation.id, "x")]) == [None]
 
 
 def test_an_in_memory_sqlite_database_works_across_threads() -> None:

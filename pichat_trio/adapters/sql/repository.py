@@ -369,22 +369,6 @@ class SqlRepository:
             conversation = _conversation(self._owned(connection, user_id, conversation_id))
         return message, conversation
 
-    def start_exchange(
-        self,
-        user_id: str,
-        conversation_id: str,
-        content: str,
-        is_audio: bool,
-        audio_file: str | None,
-        retitle: tuple[str, str] | None,
-        history_rows: int,
-    ) -> Exchange | None:
-        """One ``start_exchanges`` request."""
-        request = ExchangeRequest(
-            user_id, conversation_id, content, is_audio, audio_file, retitle, history_rows
-        )
-        return self.start_exchanges([request])[0]
-
     def start_exchanges(self, requests: Sequence[ExchangeRequest]) -> list[Exchange | None]:
         """For each request, the user's message, the answer's row (``streaming``)
         and what the model needs to write it; all in one transaction.
