@@ -136,10 +136,8 @@ class Outbox:
         self._wake()
 
     def _wake(self) -> None:
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            trio.lowlevel.reschedule(waiter)
+        if self._waiter is not None:
+            self.nudge()
         else:
             self._on_frame()
 

@@ -84,8 +84,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         try:
             reader = head.body_reader()
         except ProtocolError as exc:
-            self._slots.release()
-            await connection.close()
+            await self._release(origin, connection, reusable=False)
             raise httpx.RemoteProtocolError(str(exc)) from exc
         read_timeout = _seconds(timeouts.get("read"))
         body = _ResponseStream(self, origin, connection, reader, first, read_timeout)
@@ -136,15 +135,16 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
             connection.close_now()
         return None
 
-    def _give_back(self, origin: _Origin, connection: _Connection) -> bool:
-        """Keep ``connection`` for the next request; False when it cannot be kept."""
+    async def _release(self, origin: _Origin, connection: _Connection, reusable: bool) -> None:
+        """A request is done with ``connection``: keep it for the next one if it can
+        carry one and there is room, else close it. Frees the request's slot."""
         self._slots.release()
-        if self._closed or self._idle_count >= self._max_idle:
-            return False
-        connection.expires_at = trio.current_time() + self._keepalive_expiry
-        self._idle.setdefault(origin, []).append(connection)
-        self._idle_count += 1
-        return True
+        if reusable and not self._closed and self._idle_count < self._max_idle:
+            connection.expires_at = trio.current_time() + self._keepalive_expiry
+            self._idle.setdefault(origin, []).append(connection)
+            self._idle_count += 1
+        else:
+            await connection.close()
 
     async def aclose(self) -> None:
         self._closed = True
@@ -282,12 +282,8 @@ class _ResponseStream(httpx.AsyncByteStream):
             return
         self._closed = True
         reader = self._reader
-        if reader.done and not reader.extra and not reader.until_close:
-            if self._transport._give_back(self._origin, self._connection):
-                return
-        else:
-            self._transport._slots.release()
-        await self._connection.close()
+        reusable = reader.done and not reader.extra and not reader.until_close
+        await self._transport._release(self._origin, self._connection, reusable)
 
 
 async def _open_tcp(hostname: str, port: int) -> trio.SocketStream:
