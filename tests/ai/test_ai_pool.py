@@ -175,6 +175,23 @@ async def test_a_full_pool_fails_at_the_pool_timeout(
         assert (await client.post(server.url, content=b"{}")).content == b"hello"
 
 
+async def test_a_connection_the_server_means_to_close_is_not_kept(nursery: trio.Nursery) -> None:
+    """ "Connection: close" with the socket still open: the next request must not use it."""
+
+    async def close_announced(stream: trio.SocketStream, server: Server) -> None:
+        while await server.read_request(stream):
+            await stream.send_all(
+                b"HTTP/1.1 200 OK\r\nConnection: close\r\nContent-Length: 5\r\n\r\nhello"
+            )
+
+    server = await start_server(nursery, close_announced)
+    async with make_http_client() as client:
+        for _ in range(2):
+            assert (await client.post(server.url, content=b"{}")).content == b"hello"
+    assert server.accepted == 2
+    assert len(server.requests) == 2
+
+
 @pytest.mark.parametrize(
     "reply",
     [

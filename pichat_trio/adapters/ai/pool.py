@@ -87,7 +87,9 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
             await self._release(origin, connection, reusable=False)
             raise httpx.RemoteProtocolError(str(exc)) from exc
         read_timeout = _seconds(timeouts.get("read"))
-        body = _ResponseStream(self, origin, connection, reader, first, read_timeout)
+        body = _ResponseStream(
+            self, origin, connection, reader, first, read_timeout, head.keep_alive
+        )
         return httpx.Response(
             status_code=head.status,
             headers=head.headers,
@@ -239,7 +241,16 @@ class _Connection:
 class _ResponseStream(httpx.AsyncByteStream):
     """The body of one response; closing it returns the connection to the pool."""
 
-    __slots__ = ("_closed", "_connection", "_first", "_origin", "_reader", "_timeout", "_transport")
+    __slots__ = (
+        "_closed",
+        "_connection",
+        "_first",
+        "_keep_alive",
+        "_origin",
+        "_reader",
+        "_timeout",
+        "_transport",
+    )
 
     def __init__(
         self,
@@ -249,12 +260,14 @@ class _ResponseStream(httpx.AsyncByteStream):
         reader: BodyReader,
         first: bytes,
         timeout: float,
+        keep_alive: bool,
     ) -> None:
         self._transport = transport
         self._origin = origin
         self._connection = connection
         self._reader = reader
         self._first = first
+        self._keep_alive = keep_alive  # the server did not say "Connection: close"
         self._timeout = timeout
         self._closed = False
 
@@ -282,7 +295,7 @@ class _ResponseStream(httpx.AsyncByteStream):
             return
         self._closed = True
         reader = self._reader
-        reusable = reader.done and not reader.extra and not reader.until_close
+        reusable = self._keep_alive and reader.done and not reader.extra and not reader.until_close
         await self._transport._release(self._origin, self._connection, reusable)
 
 
