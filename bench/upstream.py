@@ -58,15 +58,20 @@ class _Stream:
     __slots__ = ("chunks", "error", "interval", "next", "raw", "record", "start", "task")
 
     def __init__(
-        self, raw: socket.socket, chunks: list[bytes], start: float, interval: float
+        self,
+        raw: socket.socket,
+        chunks: list[bytes],
+        start: float,
+        interval: float,
+        record: RecordedRequest,
     ) -> None:
         self.raw = raw
         self.chunks = chunks
         self.start = start
         self.interval = interval
+        self.record = record
         self.next = 0  # index of the next chunk to send
         self.task: trio.lowlevel.Task | None = None
-        self.record: RecordedRequest | None = None
         self.error: BaseException | None = None
 
     def due(self) -> float:
@@ -142,11 +147,9 @@ class Pump:
             self._wake(job, b"")
             return
         job.next += 1
-        record = job.record
-        if record is not None:
-            if job.next == 1:
-                record.first_token_at = now
-            record.tokens_sent = job.next
+        if job.next == 1:
+            job.record.first_token_at = now
+        job.record.tokens_sent = job.next
         if sent < len(chunk) or job.next == len(job.chunks):
             self._wake(job, chunk[sent:])
         else:
@@ -189,8 +192,7 @@ class BenchUpstream(FakeAzureOpenAI):
         if behaviour.rate > 0:
             with socket.fromfd(stream.socket.fileno(), socket.AF_INET, socket.SOCK_STREAM) as raw:
                 raw.setblocking(False)
-                job = _Stream(raw, body, trio.current_time(), 1 / behaviour.rate)
-                job.record = record
+                job = _Stream(raw, body, trio.current_time(), 1 / behaviour.rate, record)
                 await self.pump.stream(job)
         else:
             for i, data in enumerate(body):
