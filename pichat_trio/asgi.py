@@ -46,7 +46,10 @@ class AsgiApp:
             return None
         stream = getattr(send, "__self__", None)
         emit = getattr(stream, "_send_wsproto_event", None)
-        return None if emit is None else partial(emit, Ping())
+        if emit is None:  # hypercorn's own pings are off: say so, loudly
+            log.error("cannot ping this WebSocket: its send is not hypercorn's stream")
+            return None
+        return partial(emit, Ping())
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
