@@ -76,3 +76,25 @@ def test_idle_connections(tmp_path):
     row = _bench(tmp_path, "--idle", "20", "--hold", "1", "--heartbeat", "0.5")
     assert row["connections"] == 20 and row["alive_after_hold"] == 20
     assert row["kib_per_connection"] is not None
+
+
+def _script(name: str, *flags: str) -> str:
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "bench" / name), *flags],
+        check=True,
+        timeout=120,
+        capture_output=True,
+        text=True,
+    )
+    return done.stdout
+
+
+def test_database_calls() -> None:
+    out = _script("db_calls.py", "--calls", "5")
+    assert "one request per call:" in out and "5 requests in one call:" in out
+
+
+def test_memory_per_idle_connection() -> None:
+    out = _script("conn_memory.py", "--connections", "20")
+    assert "B per connection (20 idle connections)" in out
+    assert "largest sites" in out
