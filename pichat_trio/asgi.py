@@ -17,6 +17,7 @@ from wsproto.events import Ping
 
 from .app import App
 from .transport.auth import origin_allowed, token_from
+from .transport.direct_frames import DirectFrames
 
 __all__ = ["AsgiApp"]
 
@@ -94,7 +95,10 @@ class AsgiApp:
         self.app.connections.add(connection)
         try:
             await send({"type": "websocket.accept"})
-            await connection.run(receive, send, self.ping_for(send))
+            frames = DirectFrames.for_send(send)
+            await connection.run(
+                receive, send, self.ping_for(send), frames.send_text if frames else None
+            )
         finally:
             self.app.connections.discard(connection)
 

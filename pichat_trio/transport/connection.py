@@ -9,10 +9,10 @@ send: the first frame into an empty outbox starts it, and it ends once the
 outbox is empty, no stream is flowing to this connection and none of its
 own requests is running. An idle connection (most of them, on a server
 with thousands of devices) so holds one task, the reader, instead of two;
-a streaming one keeps its writer between tokens. Keepalive pings and the dead-peer deadline
-are hypercorn's (``websocket_ping_interval``, ``read_timeout``): pongs
-never reach an ASGI application, so a heartbeat of our own could not see
-them, and hypercorn already keeps one timer per connection for them.
+a streaming one keeps its writer between tokens. Keepalive pings come from
+the one heartbeat task (``heartbeat.py``) through the writer; the dead-peer
+deadline is hypercorn's ``read_timeout``. Text frames go straight to the
+socket where hypercorn's layout allows it (``direct_frames.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
+from functools import partial
 from typing import Any
 
 import trio
@@ -42,6 +43,7 @@ _CLOSE_WAIT_SECONDS = 5.0  # after our close frame, how long the peer has to ans
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Ping = Callable[[], Awaitable[None]]
+SendText = Callable[[str], Awaitable[None]]
 
 
 class ConnectionLimits:
@@ -78,6 +80,7 @@ class Connection:
         "_ping",
         "_router",
         "_send",
+        "_send_text",
         "_tasks",
         "_writing",
         "id",
@@ -109,6 +112,7 @@ class Connection:
         self._bucket = TokenBucket(limits.rate, limits.burst)
         self._nursery: trio.Nursery | None = None
         self._send: Send | None = None
+        self._send_text: SendText | None = None
         self._ping: Ping | None = None
         self._writing = False
         self._tasks = 0
@@ -164,13 +168,22 @@ class Connection:
 
     # ---------------------------------------------------------- running
 
-    async def run(self, receive: Receive, send: Send, ping: Ping | None = None) -> None:
+    async def run(
+        self,
+        receive: Receive,
+        send: Send,
+        ping: Ping | None = None,
+        send_text: SendText | None = None,
+    ) -> None:
         """Serve until the peer goes, the server closes us, or we give up on the peer.
 
         ``ping`` sends a WebSocket ping; given, the heartbeat's pings go
         through it (and one at once), otherwise the server pings by itself.
+        ``send_text`` sends a text frame a faster way than ASGI's ``send``
+        (``direct_frames.py``); without it, frames go through ``send``.
         """
         self._send = send
+        self._send_text = send_text or partial(_send_text_by_asgi, send)
         self._ping = ping
         self.ping()
         async with self._hub.subscribe(self.user.id, self), trio.open_nursery() as nursery:
@@ -227,7 +240,8 @@ class Connection:
     async def _write(self) -> None:
         outbox = self._outbox
         send = self._send
-        assert send is not None
+        send_text = self._send_text
+        assert send is not None and send_text is not None
         try:
             while True:
                 text = outbox.pop()
@@ -239,13 +253,13 @@ class Connection:
                         continue
                     return  # idle: the next frame starts a new writer
                 outbox.sending_since = now = trio.current_time()
-                if text is PING:
-                    assert self._ping is not None
-                    await self._ping()
-                else:
+                if isinstance(text, str):
                     if outbox.streaming:  # pacing counts token frames only
                         outbox.last_sent = now
-                    await send({"type": "websocket.send", "text": text})
+                    await send_text(text)
+                else:  # PING
+                    assert self._ping is not None
+                    await self._ping()
                 outbox.sending_since = None
         finally:
             self._writing = False
@@ -253,3 +267,7 @@ class Connection:
             await send({"type": "websocket.close", "code": self._close_code})
             if self._nursery is not None:
                 self._nursery.cancel_scope.deadline = trio.current_time() + _CLOSE_WAIT_SECONDS
+
+
+async def _send_text_by_asgi(send: Send, text: str) -> None:
+    await send({"type": "websocket.send", "text": text})
