@@ -9,7 +9,9 @@ breaking the framing) on purpose.
 from __future__ import annotations
 
 import contextlib
+import gzip
 import ssl
+import struct
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from functools import partial
@@ -21,7 +23,7 @@ import trustme
 from trio.testing import MockClock
 
 from pichat_trio.adapters.ai.http_chat import make_http_client
-from pichat_trio.adapters.ai.pool import KeepAliveTransport
+from pichat_trio.adapters.ai.pool import KeepAliveTransport, body_chunks
 
 OK_CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
 OK_LENGTH = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
@@ -295,3 +297,52 @@ async def test_https_with_a_verified_certificate(nursery: trio.Nursery) -> None:
             with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
                 await untrusting.post(f"https://localhost:{port}/x", content=b"{}")
     assert accepted == 2
+
+
+async def test_body_chunks_reads_our_stream_and_returns_the_connection(
+    nursery: trio.Nursery,
+) -> None:
+    server = await start_server(nursery, keep_alive)
+    async with make_http_client() as client:
+        for _ in range(2):
+            async with client.stream("POST", server.url, content=b"{}") as response:
+                chunks = body_chunks(response)
+                assert chunks.__qualname__ == "_ResponseStream.__aiter__"  # httpx bypassed
+                assert b"".join([data async for data in chunks]) == b"hello"
+    assert server.accepted == 1  # the connection went back to the pool both times
+
+
+async def test_body_chunks_leaves_an_encoded_body_to_httpx(nursery: trio.Nursery) -> None:
+    body = gzip.compress(b"data: hello\n\n")
+
+    async def gzipped(stream: trio.SocketStream, server: Server) -> None:
+        while await server.read_request(stream):
+            head = b"HTTP/1.1 200 OK\r\nContent-Encoding: gzip\r\nContent-Length: %d\r\n\r\n"
+            await stream.send_all(head % len(body) + body)
+
+    server = await start_server(nursery, gzipped)
+    async with (
+        make_http_client() as client,
+        client.stream("POST", server.url, content=b"{}") as response,
+    ):
+        assert b"".join([data async for data in body_chunks(response)]) == b"data: hello\n\n"
+
+
+async def test_a_connection_reset_mid_body_is_a_read_error(nursery: trio.Nursery) -> None:
+    async def reset(stream: trio.SocketStream, server: Server) -> None:
+        await server.read_request(stream)
+        await stream.send_all(
+            b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n"
+        )
+        linger = struct.pack("ii", 1, 0)  # close with RST, not FIN
+        stream.socket.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_LINGER, linger)
+        stream.socket.close()
+
+    server = await start_server(nursery, reset)
+    async with (
+        make_http_client() as client,
+        client.stream("POST", server.url, content=b"{}") as response,
+    ):
+        with pytest.raises(httpx.ReadError, match="ConnectionResetError"):
+            async for _ in body_chunks(response):
+                pass

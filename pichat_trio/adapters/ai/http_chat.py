@@ -23,7 +23,7 @@ import trio
 from ...errors import UpstreamUnavailable
 from ...ports import ChatDelta, ChatRequest
 from .failures import DROPPED, Failure, failure_for_exception, failure_for_status
-from .pool import KeepAliveTransport
+from .pool import KeepAliveTransport, body_chunks
 from .retry import RetryPolicy, parse_retry_after
 from .sse import ChatStreamDecoder
 
@@ -127,7 +127,7 @@ class HttpChatModel:
                         )
                     else:
                         in_body = True
-                        chunks = response.aiter_bytes()
+                        chunks = body_chunks(response)
                         try:
                             async for data in chunks:
                                 for delta in decoder.feed(data):

@@ -14,6 +14,12 @@ origin (or opens one), and closing the response puts it back: a dict lookup
 and a list pop. The bytes are read straight from the trio stream and
 de-framed by ``h1.BodyReader``. Failures are httpx's exceptions, as before.
 
+On a plain TCP connection a read is one wait for readability and one
+``recv`` on the socket itself: trio's socket layer would try the ``recv``
+first (nearly always in vain between tokens) and pass through the
+scheduler once more after it. ``body_chunks`` gives a streamed body
+without httpx's three generator layers on top when it can.
+
 Bound: at most ``max_connections`` connections in use at once (a request
 that finds none free waits up to the ``pool`` timeout, then fails with
 ``httpx.PoolTimeout``); idle ones are kept for ``keepalive_expiry`` seconds
@@ -34,13 +40,15 @@ import trio
 
 from .h1 import BodyReader, ProtocolError, ResponseHead, parse_response_head, request_head
 
-__all__ = ["KeepAliveTransport"]
+__all__ = ["KeepAliveTransport", "body_chunks"]
 
 _Origin = tuple[bytes, bytes, int]
 
 _READ_SIZE = 64 * 1024
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 _IO_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError)
+_BODY = "pichat.body"
+"""The response extension that holds our ``_ResponseStream`` (``body_chunks``)."""
 
 
 class KeepAliveTransport(httpx.AsyncBaseTransport):
@@ -94,7 +102,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
             status_code=head.status,
             headers=head.headers,
             stream=body,
-            extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason},
+            extensions={"http_version": b"HTTP/1.1", "reason_phrase": head.reason, _BODY: body},
         )
 
     async def _exchange(
@@ -160,11 +168,18 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
 class _Connection:
     """One HTTP/1.1 connection: a trio stream, maybe TLS, and the bytes read past a head."""
 
-    __slots__ = ("expires_at", "received", "socket", "stream")
+    __slots__ = ("expires_at", "raw", "received", "socket", "stream")
 
-    def __init__(self, stream: trio.abc.Stream, socket: trio.socket.SocketType) -> None:
+    def __init__(
+        self,
+        stream: trio.abc.Stream,
+        socket: trio.socket.SocketType,
+        raw: socket.socket | None = None,
+    ) -> None:
         self.stream = stream
         self.socket = socket
+        self.raw = raw
+        """The socket itself, read directly when the stream is plain TCP."""
         self.expires_at = math.inf
         self.received = 0
         """Bytes received for the current request."""
@@ -176,14 +191,15 @@ class _Connection:
         stream: trio.abc.Stream | None = None
         with trio.move_on_after(within):
             try:
-                tcp = await _open_tcp(hostname, port)
+                tcp, raw = await _open_tcp(hostname, port)
                 stream = tcp
                 if scheme == b"https":
                     stream = trio.SSLStream(
                         tcp, ssl_context, server_hostname=hostname, https_compatible=True
                     )
                     await stream.do_handshake()
-                return cls(stream, tcp.socket)
+                    raw = None
+                return cls(stream, tcp.socket, raw)
             except _IO_ERRORS as exc:
                 if stream is not None:
                     await trio.aclose_forcefully(stream)
@@ -203,6 +219,28 @@ class _Connection:
 
     async def receive(self, within: float) -> bytes:
         """Some bytes; ``b""`` when the server closed its side."""
+        raw = self.raw
+        if raw is None:
+            return await self._receive_from_stream(within)
+        deadline = trio.current_time() + within
+        while True:
+            with trio.CancelScope(deadline=deadline) as scope:
+                try:
+                    await trio.lowlevel.wait_readable(raw)
+                except trio.ClosedResourceError as exc:
+                    raise httpx.ReadError(_describe(exc)) from exc
+            if scope.cancelled_caught:
+                raise httpx.ReadTimeout("the AI service sent nothing in time")
+            try:
+                data = raw.recv(_READ_SIZE)
+            except BlockingIOError:
+                continue  # woken, yet nothing to read after all
+            except OSError as exc:
+                raise httpx.ReadError(_describe(exc)) from exc
+            self.received += len(data)
+            return data
+
+    async def _receive_from_stream(self, within: float) -> bytes:
         with trio.CancelScope(deadline=trio.current_time() + within):
             try:
                 data = await self.stream.receive_some(_READ_SIZE)
@@ -299,24 +337,38 @@ class _ResponseStream(httpx.AsyncByteStream):
         await self._transport._release(self._origin, self._connection, reusable)
 
 
-async def _open_tcp(hostname: str, port: int) -> trio.SocketStream:
-    """A TCP connection; trio's happy eyeballs only when the name has several addresses.
+async def _open_tcp(hostname: str, port: int) -> tuple[trio.SocketStream, socket.socket | None]:
+    """A TCP connection, and its socket when we made it ourselves.
 
+    trio's happy eyeballs only when the name has several addresses:
     ``trio.open_tcp_stream`` runs a nursery and a task per attempt even for a
-    single address: several trips through the scheduler per connection, which
-    a burst of new streams pays in time to first token.
+    single address, several trips through the scheduler per connection,
+    which a burst of new streams pays in time to first token.
     """
     addresses = await trio.socket.getaddrinfo(hostname, port, type=socket.SOCK_STREAM)
     if len(addresses) != 1:
-        return await trio.open_tcp_stream(hostname, port)
+        return await trio.open_tcp_stream(hostname, port), None
     family, kind, protocol, _, address = addresses[0]
-    sock = trio.socket.socket(family, kind, protocol)
+    raw = socket.socket(family, kind, protocol)
+    sock = trio.socket.from_stdlib_socket(raw)  # the same socket, made non-blocking
     try:
         await sock.connect(address)
     except BaseException:
         sock.close()
         raise
-    return trio.SocketStream(sock)
+    return trio.SocketStream(sock), raw
+
+
+def body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
+    """The body's bytes as they arrive: straight from our stream when the response
+    came through ``KeepAliveTransport`` unencoded, else through httpx's ``aiter_bytes``.
+
+    Either way ``response.aclose()`` ends it and returns the connection.
+    """
+    body = response.extensions.get(_BODY)
+    if isinstance(body, _ResponseStream) and "content-encoding" not in response.headers:
+        return body.__aiter__()
+    return response.aiter_bytes()
 
 
 def _seconds(timeout: Any) -> float:
