@@ -160,7 +160,8 @@ async def open_app(settings: Settings, *, migrate: bool | None = None) -> AsyncI
         auth = Authenticator(settings.api_token, default_user, lookup)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(chat.run_checkpoints)
-            nursery.start_soon(chat.exchanges.run)
+            await nursery.start(chat.exchanges.run)
+            await nursery.start(chat.finishes.run)
             app = App(settings, db, hub, router, auth, chat, speech_name)
             if app.pacer is not None:
                 nursery.start_soon(app.pacer.run)

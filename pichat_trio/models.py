@@ -88,6 +88,15 @@ class ExchangeRequest(msgspec.Struct, frozen=True):
     history_rows: int = 200
 
 
+class FinishRequest(msgspec.Struct, frozen=True):
+    """The final write of one answer (``Repository.finish_messages``)."""
+
+    user_id: str
+    message_id: str
+    content: str
+    status: MessageStatus
+
+
 class Exchange(msgspec.Struct, frozen=True):
     """What one ``send_message`` starts, read and written in one transaction: the
     stored user message, the assistant's (empty, ``streaming``) answer, the

@@ -18,6 +18,7 @@ from .models import (
     Conversation,
     Exchange,
     ExchangeRequest,
+    FinishRequest,
     Message,
     MessageStatus,
     Settings,
@@ -198,9 +199,9 @@ class Repository(Protocol):
     ) -> tuple[Message, Conversation] | None: ...
     def start_exchanges(self, requests: Sequence[ExchangeRequest]) -> list[Exchange | None]: ...
     def checkpoint_messages(self, rows: Sequence[tuple[str, str | None, str]]) -> None: ...
-    def finish_message(
-        self, user_id: str, message_id: str, content: str, status: MessageStatus
-    ) -> tuple[Message, Conversation] | None: ...
+    def finish_messages(
+        self, requests: Sequence[FinishRequest]
+    ) -> list[tuple[Message, Conversation] | None]: ...
     def list_messages(
         self, user_id: str, conversation_id: str, limit: int, before: str | None
     ) -> tuple[list[Message], bool] | None: ...

@@ -26,12 +26,21 @@ import trio
 
 from ..errors import Busy, InvalidInput, NotFound, PichatError
 from ..events import Frame, TokenFrame, encode_event
-from ..models import Conversation, ExchangeRequest, Message, MessageStatus, Settings, Turn
+from ..models import (
+    Conversation,
+    Exchange,
+    ExchangeRequest,
+    FinishRequest,
+    Message,
+    MessageStatus,
+    Settings,
+    Turn,
+)
 from ..ports import ChatModel, ChatRequest, ChatTurn
 from .conversations import DEFAULT_TITLE
 from .db import Database
-from .exchanges import ExchangeQueue
 from .fanout import Fanout, Origin
+from .group_commit import GroupCommit
 
 __all__ = ["ChatService", "Generation", "title_from"]
 
@@ -98,11 +107,23 @@ class ChatService:
         self._history_tokens = history_tokens
         self._max_tokens = max_tokens
         self._checkpoint_seconds = checkpoint_seconds
-        self.exchanges = ExchangeQueue(db)
+        self.exchanges = GroupCommit(db, self._start_exchanges)
         """Group commit of ``send``'s transactions; the app's nursery runs it."""
+        self.finishes = GroupCommit(db, self._finish_messages)
+        """Group commit of the answers' final writes; the app's nursery runs it."""
         self._active: dict[str, Generation] = {}
         self._idle = trio.Event()
         self._idle.set()
+
+    # The repository's batch methods, looked up per batch (not bound at start-up).
+
+    def _start_exchanges(self, batch: Sequence[ExchangeRequest]) -> list[Exchange | None]:
+        return self._repo.start_exchanges(batch)
+
+    def _finish_messages(
+        self, batch: Sequence[FinishRequest]
+    ) -> list[tuple[Message, Conversation] | None]:
+        return self._repo.finish_messages(batch)
 
     # ------------------------------------------------------------ requests
 
@@ -128,7 +149,7 @@ class ChatService:
         try:
             # One transaction (shared with the messages sent at the same time): the
             # question, the answer's row, and the prompt's context.
-            exchange = await self.exchanges.start(
+            exchange = await self.exchanges.submit(
                 ExchangeRequest(
                     origin.user.id,
                     conversation_id,
@@ -324,12 +345,8 @@ class ChatService:
         assert generation.message_id is not None
         for attempt in range(3):
             try:
-                return await self._db.run(
-                    self._repo.finish_message,
-                    generation.origin.user.id,
-                    generation.message_id,
-                    content,
-                    status,
+                return await self.finishes.submit(
+                    FinishRequest(generation.origin.user.id, generation.message_id, content, status)
                 )
             except Exception:
                 log.exception(

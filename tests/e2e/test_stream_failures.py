@@ -14,7 +14,7 @@ async def test_a_database_failing_mid_stream_loses_no_streamed_text(tmp_path, ca
     env = {"CHECKPOINT_SECONDS": "0.05"}
     async with run_with_fake_azure(tmp_path, fake, env) as (server, _), server.client() as client:
         repository = server.app.db.repository
-        real_finish = repository.finish_message
+        real_finish = repository.finish_messages
         failures = {"checkpoint": 0, "finish": 0}
 
         def broken_checkpoint(*args, **kwargs):
@@ -28,7 +28,7 @@ async def test_a_database_failing_mid_stream_loses_no_streamed_text(tmp_path, ca
             return real_finish(*args, **kwargs)
 
         repository.checkpoint_messages = broken_checkpoint
-        repository.finish_message = flaky_finish
+        repository.finish_messages = flaky_finish
         with trio.fail_after(10):
             conversation_id = await open_conversation(client)
             await client.request(

@@ -18,7 +18,7 @@ from sqlalchemy.schema import CreateTable
 from pichat_trio.adapters.sql import migrate, tables
 from pichat_trio.adapters.sql.engine import create_engine
 from pichat_trio.adapters.sql.repository import SqlRepository
-from pichat_trio.models import Settings, VoiceSettings
+from pichat_trio.models import FinishRequest, Settings, VoiceSettings
 from pichat_trio.settings import SettingsError, load_settings
 
 TIME_COLUMNS = {
@@ -142,7 +142,7 @@ def _captured_statements(tmp_path: Path) -> list[tuple[Any, bool]]:
         added = repo.add_message(user.id, conversation.id, "assistant", "", "streaming")
         assert added is not None
         repo.checkpoint_messages([(user.id, added[0].id, "partial")])
-        repo.finish_message(user.id, added[0].id, "done", "complete")
+        repo.finish_messages([FinishRequest(user.id, added[0].id, "done", "complete")])
         repo.list_conversations(user.id, 20, conversation.updated_at)
         repo.list_messages(user.id, conversation.id, 20, added[0].id)
         repo.interrupt_streaming()

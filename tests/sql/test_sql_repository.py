@@ -13,6 +13,7 @@ from pichat_trio.adapters.sql.repository import SqlRepository, hash_token
 from pichat_trio.models import (
     Conversation,
     ExchangeRequest,
+    FinishRequest,
     Message,
     MessageStatus,
     Settings,
@@ -21,6 +22,13 @@ from pichat_trio.models import (
 )
 
 POLISH = "Zażółć gęślą jaźń — ŻÓŁTA ĆMA 🦊🎉"
+
+
+def finish_one(
+    repo: SqlRepository, user_id: str, message_id: str, content: str, status: MessageStatus
+) -> tuple[Message, Conversation] | None:
+    [result] = repo.finish_messages([FinishRequest(user_id, message_id, content, status)])
+    return result
 
 
 def _is_utc(value: datetime) -> bool:
@@ -246,7 +254,7 @@ def test_user_b_cannot_touch_user_a_conversation(
     assert repo.add_message(bob.id, conversation.id, "user", "hi", "complete") is None
     assert repo.list_messages(bob.id, conversation.id, 10, None) is None
     repo.checkpoint_messages([(bob.id, message.id, "changed")])
-    assert repo.finish_message(bob.id, message.id, "changed", "error") is None
+    assert finish_one(repo, bob.id, message.id, "changed", "error") is None
 
     after = repo.get_conversation(alice.id, conversation.id)
     assert after is not None
@@ -318,7 +326,7 @@ def test_finish_message(repo: SqlRepository, alice: User) -> None:
     assert added is not None
     answer, after_add = added
 
-    finished = repo.finish_message(alice.id, answer.id, "Gotowe ✅", "complete")
+    finished = finish_one(repo, alice.id, answer.id, "Gotowe ✅", "complete")
 
     assert finished is not None
     message, updated = finished
@@ -332,10 +340,10 @@ def test_finish_message(repo: SqlRepository, alice: User) -> None:
     assert repo.get_conversation(alice.id, conversation.id) == updated
     assert repo.list_messages(alice.id, conversation.id, 10, None) == ([message], False)
 
-    cancelled = repo.finish_message(alice.id, answer.id, "Gotowe", "cancelled")
+    cancelled = finish_one(repo, alice.id, answer.id, "Gotowe", "cancelled")
     assert cancelled is not None
     assert cancelled[0].status == "cancelled"
-    assert repo.finish_message(alice.id, "no-such-id", "x", "complete") is None
+    assert finish_one(repo, alice.id, "no-such-id", "x", "complete") is None
 
 
 def test_list_messages_pages_oldest_first(repo: SqlRepository, alice: User) -> None:
@@ -396,7 +404,7 @@ def test_long_unicode_content_round_trips(repo: SqlRepository, alice: User) -> N
     assert listed is not None
     assert listed[0][0].content == content
 
-    finished = repo.finish_message(alice.id, added[0].id, content[::-1], "complete")
+    finished = finish_one(repo, alice.id, added[0].id, content[::-1], "complete")
     assert finished is not None
     listed = repo.list_messages(alice.id, conversation.id, 1, None)
     assert listed is not None

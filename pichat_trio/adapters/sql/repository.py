@@ -21,6 +21,7 @@ from ...models import (
     Conversation,
     Exchange,
     ExchangeRequest,
+    FinishRequest,
     Message,
     MessageStatus,
     Role,
@@ -428,22 +429,30 @@ class SqlRepository:
                 [{"b_user": u, "b_id": m, "b_content": c} for u, m, c in rows],
             )
 
-    def finish_message(
-        self, user_id: str, message_id: str, content: str, status: MessageStatus
-    ) -> tuple[Message, Conversation] | None:
-        """The final write of an answer; the conversation's activity time moves on."""
+    def finish_messages(
+        self, requests: Sequence[FinishRequest]
+    ) -> list[tuple[Message, Conversation] | None]:
+        """The final write of each answer, and its conversation's activity time, in one
+        transaction. None for an answer that is gone (or not the user's)."""
         now = _now()
-        key = {"b_id": message_id, "b_user": user_id}
         with self.engine.begin() as connection:
-            connection.execute(_FINISH, {**key, "b_content": content, "b_status": status})
-            row = connection.execute(_MESSAGE, key).first()
-            if row is None:
-                return None
-            self._touch(connection, user_id, row.conversation_id, now)
-            conversation = self._owned(connection, user_id, row.conversation_id)
-            if conversation is None:
-                return None
-            return _message(row), _conversation(conversation)
+            return [self._finish_in(connection, request, now) for request in requests]
+
+    def _finish_in(
+        self, connection: sa.Connection, request: FinishRequest, now: datetime
+    ) -> tuple[Message, Conversation] | None:
+        user_id = request.user_id
+        key = {"b_id": request.message_id, "b_user": user_id}
+        values = {**key, "b_content": request.content, "b_status": request.status}
+        connection.execute(_FINISH, values)
+        row = connection.execute(_MESSAGE, key).first()
+        if row is None:
+            return None
+        self._touch(connection, user_id, row.conversation_id, now)
+        conversation = self._owned(connection, user_id, row.conversation_id)
+        if conversation is None:
+            return None
+        return _message(row), _conversation(conversation)
 
     def list_messages(
         self, user_id: str, conversation_id: str, limit: int, before: str | None

@@ -1,5 +1,6 @@
-"""Messages sent at the same moment, stored together: the repository's batch and the
-service's group commit, on SQLite and PostgreSQL."""
+"""Writes that arrive at the same moment, stored together: the repository's batches
+(messages sent, answers finished) and the service's group commit, on SQLite and
+PostgreSQL."""
 
 from __future__ import annotations
 
@@ -10,9 +11,9 @@ import trio
 import trio.testing
 
 from pichat_trio.adapters.sql.repository import SqlRepository
-from pichat_trio.models import ExchangeRequest, User
+from pichat_trio.models import ExchangeRequest, FinishRequest, User
 from pichat_trio.services.db import Database
-from pichat_trio.services.exchanges import ExchangeQueue
+from pichat_trio.services.group_commit import GroupCommit
 
 
 def test_a_batch_stores_each_exchange_and_skips_foreign_conversations(
@@ -49,16 +50,16 @@ async def test_requests_that_arrive_together_share_one_transaction(
         return original(requests)  # type: ignore[return-value]
 
     repo.start_exchanges = counting  # type: ignore[method-assign]
-    queue = ExchangeQueue(Database(repo, 4), max_batch=16)
+    queue = GroupCommit(Database(repo, 4), repo.start_exchanges, max_batch=16)
     results: dict[int, str] = {}
 
     async def send(i: int) -> None:
-        exchange = await queue.start(ExchangeRequest(alice.id, conversations[i].id, f"m{i}"))
+        exchange = await queue.submit(ExchangeRequest(alice.id, conversations[i].id, f"m{i}"))
         assert exchange is not None
         results[i] = exchange.user_message.content
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(queue.run)
+        await nursery.start(queue.run)
         async with trio.open_nursery() as senders:
             for i in range(30):
                 senders.start_soon(send, i)
@@ -79,18 +80,18 @@ async def test_a_failing_batch_is_retried_one_by_one(repo: SqlRepository, alice:
         return original(requests)  # type: ignore[return-value]
 
     repo.start_exchanges = fails_with_the_poison  # type: ignore[method-assign]
-    queue = ExchangeQueue(Database(repo, 4))
+    queue = GroupCommit(Database(repo, 4), repo.start_exchanges)
     outcomes: dict[str, object] = {}
 
     async def send(content: str, conversation_id: str) -> None:
         try:
-            exchange = await queue.start(ExchangeRequest(alice.id, conversation_id, content))
+            exchange = await queue.submit(ExchangeRequest(alice.id, conversation_id, content))
             outcomes[content] = exchange.user_message.content if exchange else None
         except RuntimeError as exc:
             outcomes[content] = str(exc)
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(queue.run)
+        await nursery.start(queue.run)
         async with trio.open_nursery() as senders:
             for i, conversation in enumerate(good):
                 senders.start_soon(send, f"ok{i}", conversation.id)
@@ -118,23 +119,26 @@ async def test_a_cancelled_sender_stores_nothing_unless_its_batch_was_taken(
         return original(requests)  # type: ignore[return-value]
 
     repo.start_exchanges = held  # type: ignore[method-assign]
-    queue = ExchangeQueue(Database(repo, 4))
+    queue = GroupCommit(Database(repo, 4), repo.start_exchanges)
     sender = trio.CancelScope()
     outcome: list[str] = []
     finished = trio.Event()
 
     async def send() -> None:
         with sender:
-            await queue.start(ExchangeRequest(alice.id, conversation.id, "hello"))
+            await queue.submit(ExchangeRequest(alice.id, conversation.id, "hello"))
             outcome.append("returned")
         outcome.append("cancelled" if sender.cancelled_caught else "done")
         finished.set()
 
     async with trio.open_nursery() as nursery:
-        if taken:
-            nursery.start_soon(queue.run)
+        await nursery.start(queue.run)
+        if not taken:  # the task is busy with another request: ours waits, not taken
+            other = repo.create_conversation(alice.id, "Untitled")
+            nursery.start_soon(queue.submit, ExchangeRequest(alice.id, other.id, "first"))
+            await trio.testing.wait_all_tasks_blocked()
         nursery.start_soon(send)
-        await trio.testing.wait_all_tasks_blocked()  # queued; with a runner, in its thread
+        await trio.testing.wait_all_tasks_blocked()  # waiting, or taken and in the thread
         sender.cancel()
         release.set()
         with trio.fail_after(5):
@@ -144,3 +148,77 @@ async def test_a_cancelled_sender_stores_nothing_unless_its_batch_was_taken(
     assert len(queue) == 0
     listed, _ = repo.list_messages(alice.id, conversation.id, 10, None) or ([], False)
     assert [m.content for m in listed] == (["hello", ""] if taken else [])
+
+
+def test_answers_finished_together_are_written_in_one_batch(
+    repo: SqlRepository, alice: User, bob: User
+) -> None:
+    conversations = [repo.create_conversation(alice.id, "Untitled") for _ in range(3)]
+    exchanges = repo.start_exchanges(
+        [ExchangeRequest(alice.id, c.id, f"q{i}") for i, c in enumerate(conversations)]
+    )
+    answers = [e.answer.id for e in exchanges if e is not None]
+    requests = [
+        FinishRequest(alice.id, answers[0], "one", "complete"),
+        FinishRequest(bob.id, answers[1], "not bob's", "complete"),
+        FinishRequest(alice.id, "no-such-answer", "x", "complete"),
+        FinishRequest(alice.id, answers[2], "three, cut", "interrupted"),
+    ]
+
+    results = repo.finish_messages(requests)
+
+    assert results[1] is None and results[2] is None
+    first, third = results[0], results[3]
+    assert first is not None and third is not None
+    assert (first[0].content, first[0].status) == ("one", "complete")
+    assert (third[0].content, third[0].status) == ("three, cut", "interrupted")
+    assert first[1].id == conversations[0].id and first[1].last_message_at is not None
+    stored, _ = repo.list_messages(alice.id, conversations[1].id, 10, None) or ([], False)
+    assert [(m.content, m.status) for m in stored] == [("q1", "complete"), ("", "streaming")]
+
+
+async def test_without_its_task_a_request_is_stored_alone(repo: SqlRepository, alice: User) -> None:
+    conversation = repo.create_conversation(alice.id, "Untitled")
+    queue = GroupCommit(Database(repo, 4), repo.start_exchanges)
+    exchange = await queue.submit(ExchangeRequest(alice.id, conversation.id, "no runner"))
+    assert exchange is not None and exchange.user_message.content == "no runner"
+
+
+async def test_requests_waiting_when_the_task_stops_are_stored_alone(
+    repo: SqlRepository, alice: User
+) -> None:
+    """At shutdown the task goes first; the answers still ending must be written."""
+    conversations = [repo.create_conversation(alice.id, "Untitled") for _ in range(3)]
+    release = threading.Event()
+    original = repo.start_exchanges
+
+    def held(requests: list[ExchangeRequest]) -> list[object]:
+        release.wait(5)
+        return original(requests)  # type: ignore[return-value]
+
+    queue = GroupCommit(Database(repo, 4), held)
+    stored: list[str] = []
+
+    async def send(i: int) -> None:
+        exchange = await queue.submit(ExchangeRequest(alice.id, conversations[i].id, f"m{i}"))
+        assert exchange is not None
+        stored.append(exchange.user_message.content)
+
+    async with trio.open_nursery() as nursery:
+        runner = trio.CancelScope()
+
+        async def run(task_status: trio.TaskStatus[None]) -> None:
+            with runner:
+                await queue.run(task_status=task_status)
+
+        await nursery.start(run)
+        nursery.start_soon(send, 0)  # taken at once: its thread waits for the release
+        await trio.testing.wait_all_tasks_blocked()
+        nursery.start_soon(send, 1)  # these wait for the next batch
+        nursery.start_soon(send, 2)
+        await trio.testing.wait_all_tasks_blocked()
+        assert len(queue) == 2
+        runner.cancel()  # the batch in flight is shielded; the waiting two go alone
+        release.set()
+    assert sorted(stored) == ["m0", "m1", "m2"]
+    assert len(queue) == 0

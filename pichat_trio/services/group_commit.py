@@ -1,0 +1,137 @@
+"""Group commit: database writes that arrive together are stored together.
+
+Every ``send_message`` needs one transaction (``Repository.start_exchanges``:
+the question, the answer's row, the settings and the history), and every
+answer one more at its end (``Repository.finish_messages``). They come in
+bursts: a class pressing enter at once, devices reconnecting after a
+restart, and then all those answers ending together. One transaction and
+one thread hop each would queue behind SQLite's single writer and the
+thread pool, and each ``send_message`` behind every answer's final write.
+Here one task per kind takes everything waiting, up to ``max_batch``, and
+stores it in one transaction; what arrives meanwhile forms the next batch.
+A lone request goes straight through: the batch is whatever is waiting,
+never a timer.
+
+Failures stay with their request: if a batch's transaction fails, its
+requests are retried one by one, so one bad request cannot fail the rest.
+Without the task (not started yet, or stopped at shutdown) a request is
+stored on its own, as a plain database call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Sequence
+from typing import Generic, TypeVar
+
+import trio
+
+from .db import Database
+
+__all__ = ["GroupCommit"]
+
+log = logging.getLogger(__name__)
+
+Request = TypeVar("Request")
+Result = TypeVar("Result")
+
+
+class _Waiting(Generic[Request, Result]):
+    __slots__ = ("done", "error", "orphaned", "request", "result", "taken")
+
+    def __init__(self, request: Request) -> None:
+        self.request = request
+        self.done = trio.Event()
+        self.taken = False
+        self.orphaned = False  # the task stopped before taking it
+        self.result: Result | None = None
+        self.error: BaseException | None = None
+
+
+class GroupCommit(Generic[Request, Result]):
+    """Runs ``store(requests) -> results`` (one transaction) for batches of requests."""
+
+    def __init__(
+        self,
+        db: Database,
+        store: Callable[[Sequence[Request]], list[Result]],
+        max_batch: int = 100,
+    ) -> None:
+        self._db = db
+        self._store_all = store
+        self._max_batch = max_batch
+        self._waiting: list[_Waiting[Request, Result]] = []
+        self._arrived = trio.Event()
+        self._running = False
+
+    def __len__(self) -> int:
+        return len(self._waiting)
+
+    async def submit(self, request: Request) -> Result:
+        """Store ``request`` with whatever else is waiting; its own result.
+
+        Cancelled before its batch is taken, nothing is stored; once taken,
+        the call waits for the transaction's end before it lets the
+        cancellation through, as a direct database call would.
+        """
+        if not self._running:
+            return await self._alone(request)
+        waiting: _Waiting[Request, Result] = _Waiting(request)
+        self._waiting.append(waiting)
+        self._arrived.set()
+        try:
+            await waiting.done.wait()
+        except trio.Cancelled:
+            if not waiting.taken:
+                self._waiting.remove(waiting)
+                raise
+            with trio.CancelScope(shield=True):
+                await waiting.done.wait()
+            raise
+        if waiting.orphaned:
+            return await self._alone(request)
+        if waiting.error is not None:
+            raise waiting.error
+        return waiting.result  # type: ignore[return-value]
+
+    async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
+        """Store batches until cancelled; one task per kind (``nursery.start`` it)."""
+        self._running = True
+        task_status.started()
+        try:
+            while True:
+                await self._arrived.wait()
+                self._arrived = trio.Event()
+                while self._waiting:
+                    batch = self._waiting[: self._max_batch]
+                    del self._waiting[: self._max_batch]
+                    for waiting in batch:
+                        waiting.taken = True
+                    with trio.CancelScope(shield=True):  # the callers wait for these results
+                        await self._store(batch)
+        finally:
+            self._running = False
+            for waiting in self._waiting:  # they store themselves, one by one
+                waiting.orphaned = True
+                waiting.done.set()
+            self._waiting.clear()
+
+    async def _alone(self, request: Request) -> Result:
+        [result] = await self._db.run(self._store_all, [request])
+        return result
+
+    async def _store(self, batch: list[_Waiting[Request, Result]]) -> None:
+        try:
+            results = await self._db.run(self._store_all, [waiting.request for waiting in batch])
+        except Exception as exc:
+            if len(batch) == 1:
+                batch[0].error = exc
+                batch[0].done.set()
+                return
+            log.warning("storing %d requests together failed (%s); one by one", len(batch), exc)
+            for waiting in batch:
+                await self._store([waiting])
+            return
+        for waiting, result in zip(batch, results, strict=True):
+            waiting.result = result
+            waiting.done.set()
