@@ -254,19 +254,33 @@ async def _hold_device(
         raise
 
 
-async def _conversation(
-    spec: dict[str, Any], device: Device, stats: Stats, c: int, disconnect: bool
+async def _open_conversation(
+    spec: dict[str, Any], device: Device, stats: Stats, c: int, opened: dict[Any, Conversation]
 ) -> None:
+    """Part of the set-up, before the common start: the messages are what is measured."""
     user = device.user
-    tag_base = f"{spec['worker']}.{user.name}.c{c}"
-    if spec.get("stagger"):  # spread the first messages evenly instead of all at once
-        await trio.sleep(spec["stagger"] * spec["_slot"][user.name, c])
-    reply = await device.call("create_conversation", {"title": f"bench {c}"}, f"{tag_base}.new")
+    tag = f"{spec['worker']}.{user.name}.c{c}.new"
+    reply = await device.call("create_conversation", {"title": f"bench {c}"}, tag)
     if reply.action != "conversation_created":
         stats.errors.append(f"create_conversation: {reply.action}")
         return
     conversation = Conversation(_decode_ids(reply.payload).id)
     user.conversations[conversation.id] = conversation
+    opened[user.name, c] = conversation
+
+
+async def _conversation(
+    spec: dict[str, Any],
+    device: Device,
+    stats: Stats,
+    c: int,
+    disconnect: bool,
+    conversation: Conversation,
+) -> None:
+    user = device.user
+    tag_base = f"{spec['worker']}.{user.name}.c{c}"
+    if spec.get("stagger"):  # spread the first messages evenly instead of all at once
+        await trio.sleep(spec["stagger"] * spec["_slot"][user.name, c])
     tokens, rate, count = spec["tokens"], spec["rate"], spec["messages"]
     markers = f"[fake:tokens:{tokens}][fake:rate:{rate:g}]"
     expected = expected_text(tokens)
@@ -357,6 +371,12 @@ async def _stream_mode(spec: dict[str, Any], stats: Stats) -> None:
         for ready in events:
             await ready.wait()
         stats.connected = sum(device.ws is not None for mine in devices for device in mine)
+        opened: dict[Any, Conversation] = {}
+        async with trio.open_nursery() as setup:
+            for mine in devices:
+                for c in range(spec["conversations"]):
+                    if mine[0].ws is not None:
+                        setup.start_soon(_open_conversation, spec, mine[0], stats, c, opened)
         await trio.sleep_until(spec["start_at"] - monotonic() + trio.current_time())
         total = len(users) * spec["conversations"]
         spec["_slot"] = {
@@ -367,8 +387,17 @@ async def _stream_mode(spec: dict[str, Any], stats: Stats) -> None:
         async with trio.open_nursery() as running:
             for user, mine in zip(users, devices, strict=True):
                 for c in range(spec["conversations"]):
+                    conversation = opened.get((user.name, c))
+                    if conversation is None:
+                        continue  # not connected, or refused: already counted as an error
                     running.start_soon(
-                        _conversation, spec, mine[0], stats, c, user.name in disconnect_users
+                        _conversation,
+                        spec,
+                        mine[0],
+                        stats,
+                        c,
+                        user.name in disconnect_users,
+                        conversation,
                     )
         slow = [device for mine in devices for device in mine if device.slow_delay]
         want = spec["conversations"] * spec["messages"]
