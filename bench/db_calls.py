@@ -2,9 +2,10 @@
 
     .venv/bin/python bench/db_calls.py [--calls 200]
 
-Prints the mean time of ``start_exchanges`` with one request per call (one
-``send_message`` alone) and with all requests in one call (messages sent at
-the same moment, as the group commit stores them).
+Prints the mean time of ``start_exchanges`` (storing a ``send_message``) and
+of ``finish_messages`` (an answer's final write), each with one request per
+call (a message alone) and with all requests in one call (messages sent, or
+answers ending, at the same moment, as the group commit stores them).
 """
 
 from __future__ import annotations
@@ -13,7 +14,9 @@ import argparse
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from pichat_trio import models
 from pichat_trio.adapters.sql.engine import create_engine
@@ -43,18 +46,29 @@ def main(argv: list[str] | None = None) -> int:
                 for _ in range(args.calls)
             ]
 
-        alone = requests()
-        start = time.perf_counter()
-        for request in alone:
-            repo.start_exchanges([request])
-        one_by_one = (time.perf_counter() - start) / args.calls
-        together = requests()
-        start = time.perf_counter()
-        repo.start_exchanges(together)
-        grouped = (time.perf_counter() - start) / args.calls
+        def timed(batches: list[list[Any]], call: Callable[[list[Any]], object]) -> float:
+            start = time.perf_counter()
+            for batch in batches:
+                call(batch)
+            return (time.perf_counter() - start) / args.calls
+
+        figures = {}
+        for name, size in (("one request per call", 1), (f"{args.calls} in one call", args.calls)):
+            asked = requests()
+            stored = repo.start_exchanges(asked)  # the answers to finish below
+            asked = requests()
+            batches = [asked[i : i + size] for i in range(0, len(asked), size)]
+            figures["start_exchanges", name] = timed(batches, repo.start_exchanges)
+            ends = [
+                models.FinishRequest(user.id, e.answer.id, "an answer " * 40, "complete")
+                for e in stored
+                if e is not None
+            ]
+            batches = [ends[i : i + size] for i in range(0, len(ends), size)]
+            figures["finish_messages", name] = timed(batches, repo.finish_messages)
         engine.dispose()
-    print(f"start_exchanges, one request per call: {one_by_one * 1e3:.2f} ms per message")
-    print(f"start_exchanges, {args.calls} requests in one call: {grouped * 1e3:.2f} ms per message")
+    for (call, name), seconds in figures.items():
+        print(f"{call}, {name}: {seconds * 1e3:.2f} ms per message")
     return 0
 
 

@@ -91,7 +91,8 @@ def _script(name: str, *flags: str) -> str:
 
 def test_database_calls() -> None:
     out = _script("db_calls.py", "--calls", "5")
-    assert "one request per call:" in out and "5 requests in one call:" in out
+    for call in ("start_exchanges", "finish_messages"):
+        assert f"{call}, one request per call:" in out and f"{call}, 5 in one call:" in out
 
 
 def test_memory_per_idle_connection() -> None:

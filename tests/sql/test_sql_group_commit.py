@@ -11,7 +11,7 @@ import trio
 import trio.testing
 
 from pichat_trio.adapters.sql.repository import SqlRepository
-from pichat_trio.models import ExchangeRequest, FinishRequest, User
+from pichat_trio.models import ExchangeRequest, FinishRequest, Settings, User, VoiceSettings
 from pichat_trio.services.db import Database
 from pichat_trio.services.group_commit import GroupCommit
 
@@ -222,3 +222,57 @@ async def test_requests_waiting_when_the_task_stops_are_stored_alone(
         release.set()
     assert sorted(stored) == ["m0", "m1", "m2"]
     assert len(queue) == 0
+
+
+def test_a_batch_with_repeats_histories_and_settings_per_user(
+    repo: SqlRepository, alice: User, bob: User
+) -> None:
+    """One batch: a conversation twice (the second sees the first), a history limit,
+    a retitle, another user's settings, and a foreign conversation refused."""
+    a = repo.create_conversation(alice.id, "Untitled")
+    b = repo.create_conversation(bob.id, "Untitled")
+    for i in range(4):
+        repo.add_message(alice.id, a.id, "user", f"e{i}", "complete")
+    bobs = Settings(
+        selected_model="gpt-4", voice_settings=VoiceSettings(), assistant_personality="Bob's"
+    )
+    repo.save_settings(bob.id, bobs)
+
+    results = repo.start_exchanges(
+        [
+            ExchangeRequest(alice.id, a.id, "qA", history_rows=3),
+            ExchangeRequest(bob.id, b.id, "qB", retitle=("Untitled", "B!")),
+            ExchangeRequest(alice.id, a.id, "qA2", history_rows=10),
+            ExchangeRequest(alice.id, b.id, "not hers"),
+        ]
+    )
+
+    first, for_bob, second, refused = results
+    assert refused is None
+    assert first is not None and for_bob is not None and second is not None
+    assert [t.content for t in first.history] == ["e2", "e3", "qA"]
+    assert [(t.role, t.content, t.status) for t in second.history[-3:]] == [
+        ("user", "qA", "complete"),
+        ("assistant", "", "streaming"),
+        ("user", "qA2", "complete"),
+    ]
+    assert len(second.history) == 7
+    assert for_bob.conversation.title == "B!" and first.conversation.title == "Untitled"
+    assert for_bob.settings == bobs
+    assert first.settings.assistant_personality != "Bob's"  # alice has the defaults
+    stored, _ = repo.list_messages(alice.id, a.id, 20, None) or ([], False)
+    assert [(m.content, m.status) for m in stored][4:] == [
+        ("qA", "complete"),
+        ("", "streaming"),
+        ("qA2", "complete"),
+        ("", "streaming"),
+    ]
+    assert [m.id for m in stored][4:] == [
+        first.user_message.id,
+        first.answer.id,
+        second.user_message.id,
+        second.answer.id,
+    ]
+    assert repo.get_conversation(bob.id, b.id) == for_bob.conversation
+    listed, _ = repo.list_messages(bob.id, b.id, 20, None) or ([], False)
+    assert [m.content for m in listed] == ["qB", ""]  # nothing of alice's request

@@ -71,6 +71,42 @@ def _message(row: Any) -> Message:
     )
 
 
+def _new_message(
+    user_id: str,
+    conversation_id: str,
+    role: Role,
+    content: str,
+    status: MessageStatus,
+    is_audio: bool,
+    audio_file: str | None,
+    now: datetime,
+) -> tuple[Message, dict[str, Any]]:
+    """A new message and the row that stores it."""
+    message = Message(
+        id=str(uuid.uuid4()),
+        conversation_id=conversation_id,
+        role=role,
+        content=content,
+        created_at=now.replace(tzinfo=UTC),
+        is_audio=is_audio,
+        audio_file=audio_file,
+        status=status,
+    )
+    values = msgspec.structs.asdict(message)
+    values.update(user_id=user_id, created_at=now)
+    return message, values
+
+
+def _settings(row: Any) -> Settings:
+    return Settings(
+        selected_model=row.selected_model,
+        voice_settings=VoiceSettings(
+            gender=row.voice_gender, accent=row.voice_accent, speed=row.voice_speed
+        ),
+        assistant_personality=row.assistant_personality,
+    )
+
+
 _MESSAGE_COLUMNS = (
     messages.c.id,
     messages.c.conversation_id,
@@ -106,9 +142,6 @@ _RETITLE = (
     .values(title=sa.bindparam("b_new"))
 )
 _INSERT_MESSAGE = messages.insert()
-_MESSAGE = sa.select(*_MESSAGE_COLUMNS).where(
-    messages.c.id == sa.bindparam("b_id"), messages.c.user_id == sa.bindparam("b_user")
-)
 _FINISH = (
     messages.update()
     .where(messages.c.id == sa.bindparam("b_id"), messages.c.user_id == sa.bindparam("b_user"))
@@ -120,6 +153,15 @@ _CHECKPOINT = (
     .values(content=sa.bindparam("b_content"))
 )
 _SETTINGS = sa.select(user_settings).where(user_settings.c.user_id == sa.bindparam("b_user"))
+_MESSAGES_BY_ID = sa.select(*_MESSAGE_COLUMNS, messages.c.user_id).where(
+    messages.c.id.in_(sa.bindparam("b_ids", expanding=True))
+)
+_CONVERSATIONS = sa.select(conversations).where(
+    conversations.c.id.in_(sa.bindparam("b_ids", expanding=True))
+)
+_SETTINGS_OF = sa.select(user_settings).where(
+    user_settings.c.user_id.in_(sa.bindparam("b_users", expanding=True))
+)
 _HISTORY: dict[int, sa.Select[Any]] = {}
 
 
@@ -293,33 +335,6 @@ class SqlRepository:
 
     # ---------------------------------------------------------- messages
 
-    def _insert_message(
-        self,
-        connection: sa.Connection,
-        user_id: str,
-        conversation_id: str,
-        role: Role,
-        content: str,
-        status: MessageStatus,
-        is_audio: bool,
-        audio_file: str | None,
-        now: datetime,
-    ) -> Message:
-        message = Message(
-            id=str(uuid.uuid4()),
-            conversation_id=conversation_id,
-            role=role,
-            content=content,
-            created_at=now.replace(tzinfo=UTC),
-            is_audio=is_audio,
-            audio_file=audio_file,
-            status=status,
-        )
-        values = msgspec.structs.asdict(message)
-        values.update(user_id=user_id, created_at=now)
-        connection.execute(_INSERT_MESSAGE, values)
-        return message
-
     def _touch(
         self,
         connection: sa.Connection,
@@ -356,8 +371,7 @@ class SqlRepository:
         with self.engine.begin() as connection:
             if not self._touch(connection, user_id, conversation_id, now):
                 return None
-            message = self._insert_message(
-                connection,
+            message, values = _new_message(
                 user_id,
                 conversation_id,
                 "assistant" if role == "assistant" else "user",
@@ -367,6 +381,7 @@ class SqlRepository:
                 audio_file,
                 now,
             )
+            connection.execute(_INSERT_MESSAGE, values)
             conversation = _conversation(self._owned(connection, user_id, conversation_id))
         return message, conversation
 
@@ -375,48 +390,123 @@ class SqlRepository:
         and what the model needs to write it; all in one transaction.
 
         None for a request whose conversation is not the user's (nothing is
-        written for it).
+        written for it). Several requests for one conversation are stored in
+        order, each seeing the ones before it in its history.
         """
         now = _now()
+        results: list[Exchange | None] = [None] * len(requests)
+        pending = list(enumerate(requests))
         with self.engine.begin() as connection:
-            return [self._exchange_in(connection, request, now) for request in requests]
+            while pending:  # rounds of requests for distinct conversations
+                seen: set[str] = set()
+                this_round: list[tuple[int, ExchangeRequest]] = []
+                later: list[tuple[int, ExchangeRequest]] = []
+                for item in pending:
+                    conversation_id = item[1].conversation_id
+                    (later if conversation_id in seen else this_round).append(item)
+                    seen.add(conversation_id)
+                stored = self._exchanges_in(connection, [r for _, r in this_round], now)
+                for (index, _), exchange in zip(this_round, stored, strict=True):
+                    results[index] = exchange
+                pending = later
+        return results
 
-    def _exchange_in(
-        self, connection: sa.Connection, request: ExchangeRequest, now: datetime
-    ) -> Exchange | None:
-        user_id, conversation_id = request.user_id, request.conversation_id
-        if not self._touch(connection, user_id, conversation_id, now):
-            return None
-        if request.retitle is not None:
-            old, new = request.retitle
-            connection.execute(
-                _RETITLE, {"b_conversation": conversation_id, "b_old": old, "b_new": new}
-            )
-        question = self._insert_message(
-            connection,
-            user_id,
-            conversation_id,
-            "user",
-            request.content,
-            "complete",
-            request.is_audio,
-            request.audio_file,
-            now,
+    def _exchanges_in(
+        self, connection: sa.Connection, requests: Sequence[ExchangeRequest], now: datetime
+    ) -> list[Exchange | None]:
+        """``start_exchanges`` for requests in distinct conversations: a statement per
+        kind of write for all of them, and a history query each."""
+        # The write comes first, so SQLite's write lock is taken at once.
+        connection.execute(
+            _TOUCH,
+            [
+                {"b_conversation": r.conversation_id, "b_user": r.user_id, "b_now": now}
+                for r in requests
+            ],
         )
-        rows = connection.execute(
-            _history(request.history_rows), {"b_conversation": conversation_id}
+        found = connection.execute(
+            _CONVERSATIONS, {"b_ids": [r.conversation_id for r in requests]}
         ).all()
-        answer = self._insert_message(
-            connection, user_id, conversation_id, "assistant", "", "streaming", False, None, now
-        )
-        conversation = _conversation(self._owned(connection, user_id, conversation_id))
-        return Exchange(
-            user_message=question,
-            answer=answer,
-            conversation=conversation,
-            settings=self._settings_in(connection, user_id),
-            history=[Turn(*row) for row in reversed(rows)],
-        )
+        rows = {row.id: row for row in found}
+        mine = [
+            r
+            for r in requests
+            if (row := rows.get(r.conversation_id)) is not None and row.user_id == r.user_id
+        ]
+        if not mine:
+            return [None] * len(requests)
+        retitled = {
+            r.conversation_id: r.retitle[1]
+            for r in mine
+            if r.retitle is not None and rows[r.conversation_id].title == r.retitle[0]
+        }
+        if retitled:
+            connection.execute(
+                _RETITLE,
+                [
+                    {"b_conversation": r.conversation_id, "b_old": r.retitle[0], "b_new": new}
+                    for r in mine
+                    if r.retitle is not None and (new := retitled.get(r.conversation_id))
+                ],
+            )
+        histories = [self._history_before(connection, r) for r in mine]
+        questions = [
+            _new_message(
+                r.user_id,
+                r.conversation_id,
+                "user",
+                r.content,
+                "complete",
+                r.is_audio,
+                r.audio_file,
+                now,
+            )
+            for r in mine
+        ]
+        answers = [
+            _new_message(
+                r.user_id, r.conversation_id, "assistant", "", "streaming", False, None, now
+            )
+            for r in mine
+        ]
+        connection.execute(_INSERT_MESSAGE, [values for _, values in questions])
+        connection.execute(_INSERT_MESSAGE, [values for _, values in answers])
+        settings = self._settings_of(connection, {r.user_id for r in mine})
+        exchanges: dict[str, Exchange] = {}
+        for r, history, (question, _), (answer, _) in zip(
+            mine, histories, questions, answers, strict=True
+        ):
+            row = rows[r.conversation_id]
+            if r.history_rows > 0:
+                history.append(Turn("user", r.content, "complete"))
+            exchanges[r.conversation_id] = Exchange(
+                user_message=question,
+                answer=answer,
+                conversation=Conversation(
+                    id=row.id,
+                    title=retitled.get(row.id, row.title),
+                    created_at=row.created_at.replace(tzinfo=UTC),
+                    updated_at=now.replace(tzinfo=UTC),
+                    last_message_at=now.replace(tzinfo=UTC),
+                ),
+                settings=settings.get(r.user_id, self._default_settings),
+                history=history,
+            )
+        return [exchanges.get(r.conversation_id) for r in requests]  # one per conversation
+
+    def _history_before(self, connection: sa.Connection, request: ExchangeRequest) -> list[Turn]:
+        """The conversation's newest ``history_rows - 1`` turns, oldest first: with the
+        new question, ``history_rows`` in all."""
+        if request.history_rows <= 1:
+            return []
+        rows = connection.execute(
+            _history(request.history_rows - 1), {"b_conversation": request.conversation_id}
+        ).all()
+        return [Turn(*row) for row in reversed(rows)]
+
+    def _settings_of(self, connection: sa.Connection, user_ids: set[str]) -> dict[str, Settings]:
+        rows = connection.execute(_SETTINGS_OF, {"b_users": sorted(user_ids)}).all()
+        return {row.user_id: _settings(row) for row in rows}
 
     def checkpoint_messages(self, rows: Sequence[tuple[str, str | None, str]]) -> None:
         """The growing text of several answers ``(user_id, message_id, content)``,
@@ -433,26 +523,51 @@ class SqlRepository:
         self, requests: Sequence[FinishRequest]
     ) -> list[tuple[Message, Conversation] | None]:
         """The final write of each answer, and its conversation's activity time, in one
-        transaction. None for an answer that is gone (or not the user's)."""
+        transaction and a statement per kind for all. None for an answer that is gone
+        (or not the user's)."""
         now = _now()
         with self.engine.begin() as connection:
-            return [self._finish_in(connection, request, now) for request in requests]
-
-    def _finish_in(
-        self, connection: sa.Connection, request: FinishRequest, now: datetime
-    ) -> tuple[Message, Conversation] | None:
-        user_id = request.user_id
-        key = {"b_id": request.message_id, "b_user": user_id}
-        values = {**key, "b_content": request.content, "b_status": request.status}
-        connection.execute(_FINISH, values)
-        row = connection.execute(_MESSAGE, key).first()
-        if row is None:
-            return None
-        self._touch(connection, user_id, row.conversation_id, now)
-        conversation = self._owned(connection, user_id, row.conversation_id)
-        if conversation is None:
-            return None
-        return _message(row), _conversation(conversation)
+            connection.execute(
+                _FINISH,
+                [
+                    {
+                        "b_id": r.message_id,
+                        "b_user": r.user_id,
+                        "b_content": r.content,
+                        "b_status": r.status,
+                    }
+                    for r in requests
+                ],
+            )
+            found = connection.execute(
+                _MESSAGES_BY_ID, {"b_ids": [r.message_id for r in requests]}
+            ).all()
+            rows = {row.id: row for row in found}
+            mine = {
+                r.message_id: row
+                for r in requests
+                if (row := rows.get(r.message_id)) is not None and row.user_id == r.user_id
+            }
+            if not mine:
+                return [None] * len(requests)
+            touched = {(row.user_id, row.conversation_id) for row in mine.values()}
+            connection.execute(
+                _TOUCH,
+                [{"b_user": u, "b_conversation": c, "b_now": now} for u, c in sorted(touched)],
+            )
+            owned = connection.execute(
+                _CONVERSATIONS, {"b_ids": sorted({c for _, c in touched})}
+            ).all()
+            conversations_by_id = {row.id: row for row in owned}
+        results: list[tuple[Message, Conversation] | None] = []
+        for r in requests:
+            row = mine.get(r.message_id)
+            conversation = None if row is None else conversations_by_id.get(row.conversation_id)
+            if row is None or conversation is None or conversation.user_id != r.user_id:
+                results.append(None)
+            else:
+                results.append((_message(row), _conversation(conversation)))
+        return results
 
     def list_messages(
         self, user_id: str, conversation_id: str, limit: int, before: str | None
@@ -495,15 +610,7 @@ class SqlRepository:
 
     def _settings_in(self, connection: sa.Connection, user_id: str) -> Settings:
         row = connection.execute(_SETTINGS, {"b_user": user_id}).first()
-        if row is None:
-            return self._default_settings
-        return Settings(
-            selected_model=row.selected_model,
-            voice_settings=VoiceSettings(
-                gender=row.voice_gender, accent=row.voice_accent, speed=row.voice_speed
-            ),
-            assistant_personality=row.assistant_personality,
-        )
+        return self._default_settings if row is None else _settings(row)
 
     def save_settings(self, user_id: str, settings: Settings) -> Settings:
         values = {
