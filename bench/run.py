@@ -416,7 +416,10 @@ def _analyse(  # noqa: PLR0915
             "failed_messages": bad,
             "offered_tokens_s": offered,
             "tokens_s": round(rate),
-            "delivered_pct": round(100 * rate / offered, 2) if offered else None,
+            # not with hang-ups: those streams deliver for part of the window only
+            "delivered_pct": round(100 * rate / offered, 2)
+            if offered and not args.disconnect
+            else None,
             "chars_s": round(rate * ratio),
             "frames_s": round(frames / makespan),
             "token_frames": token_frames,
