@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import socket
 import ssl
 import struct
 from collections.abc import Awaitable, Callable
@@ -346,3 +347,33 @@ async def test_a_connection_reset_mid_body_is_a_read_error(nursery: trio.Nursery
         with pytest.raises(httpx.ReadError, match="ConnectionResetError"):
             async for _ in body_chunks(response):
                 pass
+
+
+async def test_a_burst_of_new_connections_looks_the_name_up_once(nursery: trio.Nursery) -> None:
+    lookups: list[bytes] = []
+
+    class Resolver(trio.abc.HostnameResolver):
+        async def getaddrinfo(self, host, port, family=0, type=0, proto=0, flags=0):  # type: ignore[no-untyped-def]
+            lookups.append(host)
+            await trio.sleep(0.01)  # slow, as DNS is: the others wait for this answer
+            return [(socket.AF_INET, socket.SOCK_STREAM, 6, "", ("127.0.0.1", port))]
+
+        async def getnameinfo(self, sockaddr, flags):  # type: ignore[no-untyped-def]
+            raise NotImplementedError
+
+    server = await start_server(nursery, keep_alive)
+    trio.socket.set_custom_hostname_resolver(Resolver())
+    try:
+        async with make_http_client() as client:
+            url = f"http://upstream.test:{server.port}/v1/chat"
+
+            async def post() -> None:
+                assert (await client.post(url, content=b"{}")).content == b"hello"
+
+            async with trio.open_nursery() as posts:
+                for _ in range(5):
+                    posts.start_soon(post)
+    finally:
+        trio.socket.set_custom_hostname_resolver(None)
+    assert server.accepted == 5  # five connections at once...
+    assert lookups == [b"upstream.test"]  # ...one lookup

@@ -66,6 +66,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         self._idle: dict[_Origin, list[_Connection]] = {}
         self._idle_count = 0
         self._closed = False
+        self._addresses = _Addresses()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         if self._closed:
@@ -118,7 +119,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
             reused = connection is not None
             if connection is None:
                 connection = await _Connection.open(
-                    origin, self._ssl_context, _seconds(timeouts.get("connect"))
+                    origin, self._ssl_context, _seconds(timeouts.get("connect")), self._addresses
                 )
             try:
                 await connection.send(message, _seconds(timeouts.get("write")))
@@ -185,13 +186,15 @@ class _Connection:
         """Bytes received for the current request."""
 
     @classmethod
-    async def open(cls, origin: _Origin, ssl_context: ssl.SSLContext, within: float) -> _Connection:
+    async def open(
+        cls, origin: _Origin, ssl_context: ssl.SSLContext, within: float, addresses: _Addresses
+    ) -> _Connection:
         scheme, host, port = origin
         hostname = host.decode("ascii")
         stream: trio.abc.Stream | None = None
         with trio.move_on_after(within):
             try:
-                tcp, raw = await _open_tcp(hostname, port)
+                tcp, raw = await _open_tcp(hostname, port, addresses)
                 stream = tcp
                 if scheme == b"https":
                     stream = trio.SSLStream(
@@ -209,6 +212,17 @@ class _Connection:
         raise httpx.ConnectTimeout(f"no connection to {hostname}:{port} within {within} s")
 
     async def send(self, data: bytes, within: float) -> None:
+        raw = self.raw
+        if raw is not None:  # a request fits the socket's buffer: no trip through the scheduler
+            try:
+                sent = raw.send(data)
+            except BlockingIOError:
+                sent = 0
+            except OSError as exc:
+                raise httpx.WriteError(_describe(exc)) from exc
+            if sent == len(data):
+                return
+            data = data[sent:]
         with trio.move_on_after(within):
             try:
                 await self.stream.send_all(data)
@@ -337,7 +351,42 @@ class _ResponseStream(httpx.AsyncByteStream):
         await self._transport._release(self._origin, self._connection, reusable)
 
 
-async def _open_tcp(hostname: str, port: int) -> tuple[trio.SocketStream, socket.socket | None]:
+class _Addresses:
+    """Name lookups kept for ``ttl`` seconds, one lookup at a time per name.
+
+    A name is looked up in a worker thread (``getaddrinfo`` blocks): without
+    this, 200 streams opening together made 200 thread hops for the same
+    answer, queued behind each other and the database's threads.
+    """
+
+    def __init__(self, ttl: float = 60.0) -> None:
+        self._ttl = ttl
+        self._known: dict[tuple[str, int], tuple[float, list[Any]]] = {}
+        self._asking: dict[tuple[str, int], trio.Event] = {}
+
+    async def lookup(self, hostname: str, port: int) -> list[Any]:
+        key = (hostname, port)
+        while True:
+            known = self._known.get(key)
+            if known is not None and known[0] > trio.current_time():
+                return known[1]
+            asking = self._asking.get(key)
+            if asking is None:
+                break
+            await asking.wait()  # then the answer is known, or that lookup failed
+        self._asking[key] = asking = trio.Event()
+        try:
+            found = await trio.socket.getaddrinfo(hostname, port, type=socket.SOCK_STREAM)
+            self._known[key] = (trio.current_time() + self._ttl, found)
+            return found
+        finally:
+            del self._asking[key]
+            asking.set()
+
+
+async def _open_tcp(
+    hostname: str, port: int, names: _Addresses
+) -> tuple[trio.SocketStream, socket.socket | None]:
     """A TCP connection, and its socket when we made it ourselves.
 
     trio's happy eyeballs only when the name has several addresses:
@@ -345,7 +394,7 @@ async def _open_tcp(hostname: str, port: int) -> tuple[trio.SocketStream, socket
     single address, several trips through the scheduler per connection,
     which a burst of new streams pays in time to first token.
     """
-    addresses = await trio.socket.getaddrinfo(hostname, port, type=socket.SOCK_STREAM)
+    addresses = await names.lookup(hostname, port)
     if len(addresses) != 1:
         return await trio.open_tcp_stream(hostname, port), None
     family, kind, protocol, _, address = addresses[0]
