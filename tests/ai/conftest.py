@@ -73,10 +73,13 @@ async def fake(nursery: trio.Nursery) -> FakeAzureOpenAI:
     return server
 
 
-@pytest.fixture
-async def http_client() -> AsyncIterator[httpx.AsyncClient]:
-    """The client the server makes: httpx over the project's own HTTP/1.1 transport."""
-    async with make_http_client() as client:
+@pytest.fixture(params=["pooled", "plain-httpx"])
+async def http_client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.AsyncClient]:
+    """The client the server makes (httpx over the project's own HTTP/1.1 pool, whose
+    requests the models send straight to the pool), and a caller's plain httpx client
+    (httpx's whole path and its own transport): the models must behave the same."""
+    client = make_http_client() if request.param == "pooled" else httpx.AsyncClient()
+    async with client:
         yield client
 
 

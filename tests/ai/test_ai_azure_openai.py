@@ -81,6 +81,7 @@ async def test_request_carries_messages_and_picks_deployment_by_model(
     }
     assert record.headers["api-key"] == "<redacted>"  # sent, and never recorded
     assert record.headers["accept"] == "text/event-stream"
+    assert record.headers["user-agent"].startswith("pichat/")
 
 
 async def test_unknown_model_uses_the_default_deployment(

@@ -17,8 +17,13 @@ RequestFor = Callable[..., ChatRequest]
 
 
 @pytest.fixture(params=["echo", "azure", "openai"])
-def model(request: pytest.FixtureRequest) -> ChatModel:
-    return request.getfixturevalue(request.param)  # type: ignore[no-any-return]
+def model(
+    request: pytest.FixtureRequest,
+    echo: ChatModel,
+    azure: ChatModel,
+    openai: ChatModel,
+) -> ChatModel:
+    return {"echo": echo, "azure": azure, "openai": openai}[request.param]
 
 
 async def test_deltas_make_an_answer_ending_with_a_finish_reason(

@@ -15,11 +15,13 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import httpx
 import trio
 
+from ... import __version__
 from ...errors import UpstreamUnavailable
 from ...ports import ChatDelta, ChatRequest
 from .failures import DROPPED, Failure, failure_for_exception, failure_for_status
@@ -27,7 +29,14 @@ from .pool import KeepAliveTransport, body_chunks
 from .retry import RetryPolicy, parse_retry_after
 from .sse import ChatStreamDecoder
 
-__all__ = ["DEFAULT_TIMEOUT", "STREAM_HEADERS", "HttpCall", "HttpChatModel", "make_http_client"]
+__all__ = [
+    "DEFAULT_TIMEOUT",
+    "STREAM_HEADERS",
+    "HttpCall",
+    "HttpChatModel",
+    "PooledClient",
+    "make_http_client",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -44,6 +53,7 @@ _DRAIN_SECONDS = 1.0
 the connection returns to the pool instead of being closed."""
 
 STREAM_HEADERS = {
+    "user-agent": f"pichat/{__version__}",
     "content-type": "application/json",
     "accept": "text/event-stream",
     # Tokens are tiny and latency matters: compressing them costs more than it saves.
@@ -51,16 +61,30 @@ STREAM_HEADERS = {
 }
 
 
+class PooledClient(httpx.AsyncClient):
+    """An ``httpx.AsyncClient`` over ``KeepAliveTransport``, which it names as ``pool``.
+
+    ``HttpChatModel`` sends its streaming requests straight to the pool:
+    the client's own path (building the request from its defaults, cookies,
+    auth and redirect handling, a wrapper around the body) cost as much per
+    message as the transport itself.
+    """
+
+    def __init__(self, pool: KeepAliveTransport, timeout: httpx.Timeout) -> None:
+        super().__init__(timeout=timeout, transport=pool)
+        self.pool = pool
+
+
 def make_http_client(
     *, timeout: httpx.Timeout = DEFAULT_TIMEOUT, max_connections: int = 512
-) -> httpx.AsyncClient:
+) -> PooledClient:
     """A client sized for many concurrent streams (one connection each under HTTP/1.1).
 
     ``max_connections`` bounds the sockets to the upstream; a stream that
     finds the pool full waits up to ``timeout.pool`` seconds, then fails.
     """
-    transport = KeepAliveTransport(max_connections=max_connections, keepalive_expiry=30.0)
-    return httpx.AsyncClient(timeout=timeout, transport=transport)
+    pool = KeepAliveTransport(max_connections=max_connections, keepalive_expiry=30.0)
+    return PooledClient(pool, timeout)
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,9 +113,39 @@ class HttpChatModel:
         self._owns_client = client is None
         self._client = make_http_client(timeout=self._timeout) if client is None else client
         self._retry = RetryPolicy() if retry is None else retry
+        self._pool = self._client.pool if isinstance(self._client, PooledClient) else None
+        self._timeouts = self._timeout.as_dict()
+        self._urls: dict[str, httpx.URL] = {}
 
     def _build_call(self, request: ChatRequest) -> HttpCall:
         raise NotImplementedError
+
+    @asynccontextmanager
+    async def _exchange(self, call: HttpCall) -> AsyncIterator[httpx.Response]:
+        """Send ``call``; the response, closed at the end (its connection back in the pool)."""
+        pool = self._pool
+        if pool is None:  # a client of the caller's own: its whole path
+            async with self._client.stream(
+                "POST", call.url, headers=call.headers, content=call.body, timeout=self._timeout
+            ) as response:
+                yield response
+            return
+        url = self._urls.get(call.url)
+        if url is None:
+            url = self._urls[call.url] = httpx.URL(call.url)
+        request = httpx.Request(
+            "POST",
+            url,
+            headers=call.headers,
+            content=call.body,
+            extensions={"timeout": self._timeouts},
+        )
+        response = await pool.handle_async_request(request)
+        response.request = request
+        try:
+            yield response
+        finally:
+            await response.aclose()
 
     async def aclose(self) -> None:
         """Close the client if this model created it; idempotent."""
@@ -115,9 +169,7 @@ class HttpChatModel:
             in_body = False
             failure: Failure
             try:
-                async with self._client.stream(
-                    "POST", call.url, headers=call.headers, content=call.body, timeout=self._timeout
-                ) as response:
+                async with self._exchange(call) as response:
                     if response.status_code != 200:
                         failure = failure_for_status(
                             response.status_code,
