@@ -357,6 +357,7 @@ def _analyse(  # noqa: PLR0915
         row["errors"] = row["errors"] + (connected - alive)
         return row
     ttfts = [m["ttft"] for m in messages if m["ttft"] is not None]
+    later = [m["ttft"] for m in messages if m["ttft"] is not None and m["tag"][-3:] != ".m0"]
     gaps = _merge_hist(results, "gaps")
     bins = _merge_hist(results, "bins")
     tokens = sum(m["tokens"] for m in messages)
@@ -428,6 +429,9 @@ def _analyse(  # noqa: PLR0915
             "ttft_p50_ms": ms(_percentile(ttfts, 0.5)),
             "ttft_p99_ms": ms(_percentile(ttfts, 0.99)),
             "ttft_max_ms": ms(max(ttfts) if ttfts else None),
+            # messages after each conversation's first: the upstream connection is warm
+            "ttft_later_p50_ms": ms(_percentile(later, 0.5)),
+            "ttft_later_p99_ms": ms(_percentile(later, 0.99)),
             "added_ttft_p50_ms": ms(_percentile(added, 0.5)),
             "added_ttft_p99_ms": ms(_percentile(added, 0.99)),
             "to_upstream_p50_ms": ms(_percentile(before_upstream, 0.5)),
