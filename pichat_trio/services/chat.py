@@ -87,6 +87,8 @@ class Generation:
     request: ChatRequest | None = None
     parts: list[str] = field(default_factory=list)
     saved_parts: int = 0
+    ended: bool = False  # its final frame has gone out; it is being stored
+    released: trio.Event = field(default_factory=trio.Event)
 
 
 class ChatService:
@@ -142,8 +144,7 @@ class ChatService:
         """
         if not content.strip():
             raise InvalidInput("payload.content", "must not be empty")
-        if conversation_id in self._active:
-            raise Busy("an answer is still being generated in this conversation")
+        await self._wait_for_an_ended_answer(conversation_id)
         generation = Generation(origin, conversation_id)
         self._reserve(generation)
         try:
@@ -170,6 +171,20 @@ class ChatService:
         message = exchange.user_message
         await self._fanout.to_others(origin, "new_message", {"message": message})
         return message, generation
+
+    async def _wait_for_an_ended_answer(self, conversation_id: str) -> None:
+        """Raise ``Busy`` while the conversation is generating.
+
+        An answer whose final frame has gone out is only being stored: a
+        client may well send the next message at once, and it waits for that
+        write (bounded by the cleanup deadline) rather than being refused.
+        """
+        current = self._active.get(conversation_id)
+        if current is not None and current.ended:
+            with trio.move_on_after(_CLEANUP_SECONDS):
+                await current.released.wait()
+        if conversation_id in self._active:
+            raise Busy("an answer is still being generated in this conversation")
 
     async def cancel(self, origin: Origin, conversation_id: str) -> str | None:
         """Stop the answer in ``conversation_id``; returns its message id."""
@@ -211,6 +226,7 @@ class ChatService:
             del self._active[generation.conversation_id]
         if not self._active:
             self._idle.set()
+        generation.released.set()
 
     async def generate(self, generation: Generation) -> None:
         """Stream one answer; owned by the requester's connection nursery."""
@@ -327,6 +343,7 @@ class ChatService:
             "finish_reason": finish if finish in _STATUS else "stop",
         }
         await self._fanout.to_user(user_id, "message_stream", final)
+        generation.ended = True
         if failure is not None:
             await self._tell_requester(origin, failure)
         stored = await self._store_final(generation, content, status)

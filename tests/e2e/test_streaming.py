@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+import threading
+
 import pytest
 import trio
+import trio.testing
 from support import (
     ask,
     collect_stream,
@@ -386,3 +389,43 @@ async def test_messages_sent_at_the_same_moment_are_all_answered_and_stored(tmp_
     assert all(s["text"] == fake.answer() for s in streams.values())
     assert sorted(stored) == sorted([f"question {i}", fake.answer()] for i in range(12))
     assert len(fake.requests) == 12
+
+
+async def test_a_message_sent_right_after_the_final_frame_waits_for_the_store(tmp_path):
+    """Once an answer's last frame is out, the conversation is only being stored: the
+    next send_message waits for that write instead of getting busy, and its history
+    holds the whole first answer."""
+    fake = FakeAzureOpenAI(behaviour=Behaviour(tokens=5, rate=0))
+    async with run_with_fake_azure(tmp_path, fake) as (server, _), server.client() as client:
+        repository = server.app.db.repository
+        real_finish = repository.finish_messages
+        gate = threading.Event()
+
+        def held_finish(requests):
+            gate.wait(5)  # the first answer's final write, held until the next send is in
+            return real_finish(requests)
+
+        repository.finish_messages = held_finish
+        with trio.fail_after(10):
+            conversation_id = await open_conversation(client)
+            await client.call("send_message", {"conversation_id": conversation_id, "content": "a"})
+            while True:  # up to the final frame, not conversation_updated
+                frame = await client.receive()
+                if frame["action"] == "message_stream" and frame["payload"]["finished"]:
+                    break
+            second = await client.request(
+                "send_message", {"conversation_id": conversation_id, "content": "b"}
+            )
+            await trio.testing.wait_all_tasks_blocked()  # the send waits on the held write
+            gate.set()
+            while (reply := await client.receive()).get("request_id") != second:
+                pass
+            assert reply["action"] == "message_sent", reply
+            assert (await collect_stream(client, conversation_id))["final"]["finish_reason"] == (
+                "stop"
+            )
+            stored = await client.call("get_messages", {"conversation_id": conversation_id})
+    contents = [m["content"] for m in stored["payload"]["messages"]]
+    assert contents == ["a", fake.answer(5), "b", fake.answer(5)]
+    history = [m["content"] for m in fake.requests[1].messages if m["role"] != "system"]
+    assert history == ["a", fake.answer(5), "b"]
