@@ -2,13 +2,15 @@
 
 A provider subclasses ``HttpChatModel`` and supplies one thing: the URL,
 headers and body of a request (``_build_call``). Everything else is here, in
-one place: sending with ``httpx``, decoding the event stream, retrying before
+one place: sending the request, decoding the event stream, retrying before
 the first token, mapping failures to domain errors.
 
 Who owns the ``httpx.AsyncClient``: the caller when it passes one in (tests,
 the ``open_chat_model`` factory); otherwise the model creates its own and
 closes it in ``aclose``. Either way one client, with its connection pool and
-keep-alive, serves every stream of the model.
+keep-alive, serves every stream of the model. A ``PooledClient`` (what
+``make_http_client`` makes) is used through its pool directly; any other
+httpx client through its ordinary ``stream`` call.
 """
 
 from __future__ import annotations
