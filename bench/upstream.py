@@ -205,37 +205,6 @@ class BenchUpstream(FakeAzureOpenAI):
         await stream.send_all(_chunk(tail) + (conn.send(h11.EndOfMessage()) or b""))
         return "complete"
 
-    async def serve(
-        self,
-        host: str = "127.0.0.1",
-        port: int = 0,
-        *,
-        task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED,
-    ) -> None:
-        """As the fake's, but every connection waiting is accepted at once.
-
-        ``trio.serve_listeners`` accepts one connection per trip through the
-        scheduler; on the core shared with the load, 200 streams opening
-        together then waited up to 155 ms in the accept queue: the fake's
-        delay, not the server's, inside the time to first token.
-        """
-        listener = socket.create_server((host, port), backlog=4096)
-        listener.setblocking(False)
-        self.port = listener.getsockname()[1]
-        task_status.started(self.port)
-        with listener:
-            async with trio.open_nursery() as nursery:
-                while True:
-                    await trio.lowlevel.wait_readable(listener)
-                    while True:
-                        try:
-                            conn, _ = listener.accept()
-                        except BlockingIOError:
-                            break
-                        conn.setblocking(False)
-                        stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
-                        nursery.start_soon(self._handle_connection, stream)
-
     def summary(self) -> list[dict[str, Any]]:
         off = self.offset
         rows = []
