@@ -15,6 +15,7 @@ __all__ = [
     "Conversation",
     "Exchange",
     "ExchangeRequest",
+    "FinishRequest",
     "Message",
     "MessageStatus",
     "Role",

@@ -12,7 +12,8 @@ Nothing is lost: the user's message is committed before the upstream call,
 the answer is stored as ``streaming`` when generation starts and saved at
 most ``checkpoint_seconds`` apart by one process-wide task
 (``run_checkpoints``), so the token loop never waits on the database.
-Messages sent at the same moment share one transaction (``exchanges``).
+Messages sent at the same moment share one transaction (``exchanges``), and
+so do the final writes of answers that end together (``finishes``).
 """
 
 from __future__ import annotations

@@ -444,9 +444,8 @@ class SqlRepository:
             connection.execute(
                 _RETITLE,
                 [
-                    {"b_conversation": r.conversation_id, "b_old": r.retitle[0], "b_new": new}
-                    for r in mine
-                    if r.retitle is not None and (new := retitled.get(r.conversation_id))
+                    {"b_conversation": cid, "b_old": rows[cid].title, "b_new": new}
+                    for cid, new in retitled.items()
                 ],
             )
         histories = [self._history_before(connection, r) for r in mine]
