@@ -5,13 +5,21 @@ PostgreSQL."""
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable, Sequence
 
 import pytest
 import trio
 import trio.testing
 
 from pichat_trio.adapters.sql.repository import SqlRepository
-from pichat_trio.models import ExchangeRequest, FinishRequest, Settings, User, VoiceSettings
+from pichat_trio.models import (
+    Exchange,
+    ExchangeRequest,
+    FinishRequest,
+    Settings,
+    User,
+    VoiceSettings,
+)
 from pichat_trio.services.db import Database
 from pichat_trio.services.group_commit import GroupCommit
 
@@ -276,3 +284,127 @@ def test_a_batch_with_repeats_histories_and_settings_per_user(
     assert repo.get_conversation(bob.id, b.id) == for_bob.conversation
     listed, _ = repo.list_messages(bob.id, b.id, 20, None) or ([], False)
     assert [m.content for m in listed] == ["qB", ""]  # nothing of alice's request
+
+
+class _Steps(trio.abc.Instrument):
+    """Counts the steps of one task."""
+
+    def __init__(self) -> None:
+        self.task: trio.lowlevel.Task | None = None
+        self.steps = 0
+
+    def before_task_step(self, task: trio.lowlevel.Task) -> None:
+        if task is self.task:
+            self.steps += 1
+
+
+class _HeldBatches:
+    """A first request taken alone and held in its thread, three more waiting
+    behind it, then the hold released: how the four settle."""
+
+    def __init__(self, repo: SqlRepository, alice: User, threads: int = 4) -> None:
+        self.repo = repo
+        self.alice = alice
+        self.release = threading.Event()
+        self.calls: list[list[str]] = []  # each database call's contents
+        self.database = Database(repo, threads)
+        self.steps = _Steps()
+        self.poison: set[str] = set()  # contents whose batches fail
+        self.while_held: Callable[[trio.Nursery], None] = lambda nursery: None
+
+    def store(self, requests: Sequence[ExchangeRequest]) -> list[Exchange | None]:
+        self.calls.append([r.content for r in requests])
+        self.release.wait(5)
+        if any(r.content in self.poison for r in requests):
+            raise RuntimeError(f"refused: {len(requests)} together")
+        return self.repo.start_exchanges(requests)
+
+    async def run(self) -> dict[str, str]:
+        conversations = [self.repo.create_conversation(self.alice.id, "New") for _ in range(4)]
+        queue = GroupCommit(self.database, self.store)
+        outcomes: dict[str, str] = {}
+
+        async def run_queue(task_status: trio.TaskStatus[None]) -> None:
+            self.steps.task = trio.lowlevel.current_task()
+            await queue.run(task_status=task_status)
+
+        async def send(i: int) -> None:
+            request = ExchangeRequest(self.alice.id, conversations[i].id, f"m{i}")
+            try:
+                exchange = await queue.submit(request)
+                outcomes[request.content] = exchange.user_message.content if exchange else ""
+            except RuntimeError as exc:
+                outcomes[request.content] = str(exc)
+
+        trio.lowlevel.add_instrument(self.steps)
+        try:
+            async with trio.open_nursery() as nursery:
+                await nursery.start(run_queue)
+                async with trio.open_nursery() as senders:
+                    senders.start_soon(send, 0)
+                    await trio.testing.wait_all_tasks_blocked()
+                    for i in range(1, 4):
+                        senders.start_soon(send, i)
+                    await trio.testing.wait_all_tasks_blocked()
+                    assert len(queue) == 3  # waiting behind the batch in flight
+                    self.while_held(senders)
+                    await trio.testing.wait_all_tasks_blocked()
+                    self.release.set()
+                nursery.cancel_scope.cancel()
+        finally:
+            trio.lowlevel.remove_instrument(self.steps)
+        return outcomes
+
+
+async def test_the_next_batch_starts_as_the_last_ends_without_a_step_of_the_task(
+    repo: SqlRepository, alice: User
+) -> None:
+    """A batch's end starts the next batch and wakes its requests from the
+    thread's callback; the group commit's task takes no step in between."""
+    held = _HeldBatches(repo, alice)
+    steps_at_call: list[int] = []
+    store = held.store
+
+    def counting(requests: Sequence[ExchangeRequest]) -> list[Exchange | None]:
+        steps_at_call.append(held.steps.steps)
+        return store(requests)
+
+    held.store = counting  # type: ignore[method-assign]
+    outcomes = await held.run()
+    assert outcomes == {f"m{i}": f"m{i}" for i in range(4)}
+    assert [sorted(call) for call in held.calls] == [["m0"], ["m1", "m2", "m3"]]
+    assert steps_at_call[1] == steps_at_call[0]
+
+
+async def test_a_failure_in_a_chained_batch_is_retried_one_by_one(
+    repo: SqlRepository, alice: User
+) -> None:
+    held = _HeldBatches(repo, alice)
+    held.poison = {"m2"}
+    outcomes = await held.run()
+    assert outcomes == {"m0": "m0", "m1": "m1", "m2": "refused: 1 together", "m3": "m3"}
+    first, together, *alone = held.calls
+    assert (first, sorted(together), sorted(alone)) == (
+        ["m0"],
+        ["m1", "m2", "m3"],
+        [["m1"], ["m2"], ["m3"]],
+    )
+
+
+async def test_with_no_free_thread_the_next_batch_waits_for_one(
+    repo: SqlRepository, alice: User
+) -> None:
+    """One database thread; when the first batch ends, another call waiting for
+    it gets it, and the next batch is stored through the task after that call."""
+    held = _HeldBatches(repo, alice, threads=1)
+
+    def other_call() -> None:
+        held.calls.append(["other"])
+
+    def start_other(nursery: trio.Nursery) -> None:
+        nursery.start_soon(held.database.run, other_call)
+
+    held.while_held = start_other
+    outcomes = await held.run()
+    assert outcomes == {f"m{i}": f"m{i}" for i in range(4)}
+    assert [sorted(call) for call in held.calls] == [["m0"], ["other"], ["m1", "m2", "m3"]]
