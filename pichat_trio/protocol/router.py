@@ -14,6 +14,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from contextlib import aclosing
 from dataclasses import dataclass
+from functools import partial
 from typing import Any, Protocol
 
 from ..errors import PichatError, UpstreamUnavailable
@@ -177,20 +178,19 @@ class Router:
         if p.audio_data is not None:
             audio_file = await self._store_audio(call, p.audio_data)
         chat = self.services.chat
-        message, generation = await chat.send(
+        generation = await chat.send(
             call.origin,
             str(p.conversation_id),
             p.content,
             is_audio=p.is_audio or audio_file is not None,
             audio_file=audio_file,
         )
-        call.reply("message_sent", message)
-        try:
-            call.peer.spawn(chat.generate, generation)
-        except BaseException:
-            # The cap refused the answer: no stream will start, so free the conversation.
-            chat.abandon(generation)
-            raise
+        chat.start(generation, call.peer.spawn, partial(call.reply, "message_sent"))
+        # This connection's next frame waits for the store, as it always has:
+        # replies keep their order, and a read after a send sees the message.
+        await generation.settled.wait()
+        if generation.failure is not None:
+            raise generation.failure
 
     async def _store_audio(self, call: _Call, audio_data: str) -> str:
         store = self.services.audio_store

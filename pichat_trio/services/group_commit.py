@@ -36,7 +36,7 @@ import trio
 
 from .db import Database
 
-__all__ = ["GroupCommit"]
+__all__ = ["GroupCommit", "Ticket"]
 
 log = logging.getLogger(__name__)
 
@@ -54,6 +54,10 @@ class _Waiting(Generic[Request, Result]):
         self.orphaned = False  # the task stopped before taking it
         self.result: Result | None = None
         self.error: BaseException | None = None
+
+
+Ticket = _Waiting
+"""A request queued by ``GroupCommit.enqueue``, for ``GroupCommit.result``."""
 
 
 class GroupCommit(Generic[Request, Result]):
@@ -84,22 +88,38 @@ class GroupCommit(Generic[Request, Result]):
         the call waits for the transaction's end before it lets the
         cancellation through, as a direct database call would.
         """
-        if not self._running:
-            return await self._alone(request)
+        return await self.result(self.enqueue(request))
+
+    def enqueue(self, request: Request) -> Ticket[Request, Result]:
+        """Queue ``request`` now, without waiting; ``result(ticket)`` waits for it.
+
+        For a caller that hands the wait to another task: the request is in
+        the next batch whatever that task's first step is.
+        """
         waiting: _Waiting[Request, Result] = _Waiting(request)
-        self._waiting.append(waiting)
-        self._arrived.set()
+        if self._running:
+            self._waiting.append(waiting)
+            self._arrived.set()
+        else:  # no task: ``result`` stores it on its own
+            waiting.orphaned = True
+            waiting.done.set()
+        return waiting
+
+    async def result(self, ticket: Ticket[Request, Result]) -> Result:
+        """The result of an ``enqueue``d request; see ``submit``."""
+        waiting = ticket
         try:
             await waiting.done.wait()
         except trio.Cancelled:
             if not waiting.taken:
-                self._waiting.remove(waiting)
+                if not waiting.orphaned:
+                    self._waiting.remove(waiting)
                 raise
             with trio.CancelScope(shield=True):
                 await waiting.done.wait()
             raise
         if waiting.orphaned:
-            return await self._alone(request)
+            return await self._alone(waiting.request)
         if waiting.error is not None:
             raise waiting.error
         return waiting.result  # type: ignore[return-value]

@@ -429,3 +429,82 @@ async def test_a_message_sent_right_after_the_final_frame_waits_for_the_store(tm
     assert contents == ["a", fake.answer(5), "b", fake.answer(5)]
     history = [m["content"] for m in fake.requests[1].messages if m["role"] != "system"]
     assert history == ["a", fake.answer(5), "b"]
+
+
+async def test_a_request_after_send_message_is_answered_after_its_store(tmp_path):
+    """Frames of one connection are handled in order: a get_messages sent right
+    behind a send_message is answered after message_sent and lists the message."""
+    fake = FakeAzureOpenAI(behaviour=Behaviour(tokens=5, rate=50))
+    async with run_with_fake_azure(tmp_path, fake) as (server, _), server.client() as client:
+        with trio.fail_after(10):
+            conversation_id = await open_conversation(client)
+            sent = await client.request(
+                "send_message", {"conversation_id": conversation_id, "content": "first"}
+            )
+            listed = await client.request("get_messages", {"conversation_id": conversation_id})
+            order = []
+            while True:
+                frame = await client.receive()
+                if frame.get("request_id") in (sent, listed):
+                    order.append(frame["action"])
+                if frame.get("request_id") == listed:
+                    break
+            await collect_stream(client, conversation_id)
+    assert order == ["message_sent", "messages_list"]
+    contents = [m["content"] for m in frame["payload"]["messages"]]
+    assert contents[0] == "first"
+
+
+class _Rounds(trio.abc.Instrument):
+    """Counts the scheduler's rounds (one wait for I/O each)."""
+
+    def __init__(self) -> None:
+        self.rounds = 0
+
+    def after_io_wait(self, timeout: float) -> None:
+        self.rounds += 1
+
+
+async def test_an_answer_starts_in_the_round_its_message_is_stored(tmp_path):
+    """The answer's task exists before the store ends and is woken by it: its
+    upstream call starts one round after the store's thread is seen to end, not
+    one more round later behind a task started only then."""
+    fake = FakeAzureOpenAI(behaviour=Behaviour(tokens=3, rate=0))
+    rounds = _Rounds()
+    async with run_with_fake_azure(tmp_path, fake) as (server, _), server.client() as client:
+        repository = server.app.db.repository
+        real_start = repository.start_exchanges
+        gate = threading.Event()
+        stored_at: list[int] = []
+        called_at: list[int] = []
+
+        def held_start(requests):
+            gate.wait(5)
+            result = real_start(requests)
+            stored_at.append(rounds.rounds)  # the loop is waiting for I/O: this round is next
+            return result
+
+        model = server.app.chat.model
+        real_stream = model.stream_reply
+
+        def counted_stream(request):
+            called_at.append(rounds.rounds)
+            return real_stream(request)
+
+        repository.start_exchanges = held_start
+        model.stream_reply = counted_stream
+        with trio.fail_after(10):
+            conversation_id = await open_conversation(client)
+            await client.request(
+                "send_message", {"conversation_id": conversation_id, "content": "x"}
+            )
+            await trio.testing.wait_all_tasks_blocked()  # the store waits on the gate
+            trio.lowlevel.add_instrument(rounds)
+            try:
+                gate.set()
+                await collect_stream(client, conversation_id)
+            finally:
+                trio.lowlevel.remove_instrument(rounds)
+    # Round +1 runs the thread's callback (the group commit wakes the request),
+    # round +2 the answer's task, which calls the model.
+    assert called_at[0] - stored_at[0] <= 2, (stored_at, called_at)
