@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
             start = time.perf_counter()
             for batch in batches:
                 call(batch)
-            return (time.perf_counter() - start) / args.calls
+            return float(time.perf_counter() - start) / int(args.calls)
 
         figures = {}
         for name, size in (("one request per call", 1), (f"{args.calls} in one call", args.calls)):
@@ -64,8 +64,8 @@ def main(argv: list[str] | None = None) -> int:
                 for e in stored
                 if e is not None
             ]
-            batches = [ends[i : i + size] for i in range(0, len(ends), size)]
-            figures["finish_messages", name] = timed(batches, repo.finish_messages)
+            ending = [ends[i : i + size] for i in range(0, len(ends), size)]
+            figures["finish_messages", name] = timed(ending, repo.finish_messages)
         engine.dispose()
     for (call, name), seconds in figures.items():
         print(f"{call}, {name}: {seconds * 1e3:.2f} ms per message")

@@ -266,7 +266,7 @@ def _run_load(
             if ready_at is not None and time.monotonic() - ready_at > specs[0]["hold"] / 2:
                 hold_rss.append(server.rss())
     end = time.monotonic()
-    results = []
+    results: list[dict[str, Any]] = []
     for proc, spec in zip(procs, specs, strict=True):
         proc.wait()
         path = Path(spec["result_file"])
