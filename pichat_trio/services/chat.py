@@ -94,6 +94,7 @@ class Generation:
     ticket: Ticket[ExchangeRequest, Exchange | None] | None = None
     settled: trio.Event = field(default_factory=trio.Event)  # stored, or failed
     failure: Exception | None = None  # why the store failed
+    question: Message | None = None  # the stored user message, for the other devices
 
 
 class ChatService:
@@ -208,7 +209,7 @@ class ChatService:
         message = exchange.user_message
         reply(message)  # before settled: ahead of any reply to the connection's next frame
         generation.settled.set()
-        await self._fanout.to_others(generation.origin, "new_message", {"message": message})
+        generation.question = message
         await self.generate(generation)
 
     async def _wait_for_an_ended_answer(self, conversation_id: str) -> None:
@@ -264,7 +265,11 @@ class ChatService:
         generation.released.set()
 
     async def generate(self, generation: Generation) -> None:
-        """Stream one answer; owned by the requester's connection nursery."""
+        """Stream one answer; owned by the requester's connection nursery.
+
+        Whatever ends it once the message is stored (the other devices'
+        ``new_message`` included), the answer gets its final frame and write.
+        """
         origin = generation.origin
         user_id = origin.user.id
         finish = "interrupted"
@@ -273,6 +278,10 @@ class ChatService:
             with generation.scope:
                 try:
                     assert generation.request is not None
+                    if generation.question is not None:  # the user's other devices
+                        await self._fanout.to_others(
+                            origin, "new_message", {"message": generation.question}
+                        )
                     await self._fanout.to_user(
                         user_id,
                         "typing_indicator",

@@ -508,3 +508,46 @@ async def test_an_answer_starts_in_the_round_its_message_is_stored(tmp_path):
     # Round +1 runs the thread's callback (the group commit wakes the request),
     # round +2 the answer's task, which calls the model.
     assert called_at[0] - stored_at[0] <= 2, (stored_at, called_at)
+
+
+async def test_a_failure_after_the_store_still_ends_the_answer(tmp_path):
+    """If telling the user's other devices fails once the message is stored, the
+    answer still gets its final frame and its stored row, and the conversation
+    is free for the next message."""
+    fake = FakeAzureOpenAI(behaviour=Behaviour(tokens=3, rate=0))
+    async with run_with_fake_azure(tmp_path, fake) as (server, _), server.client() as client:
+        fanout = server.app.chat._fanout
+        real_to_others = fanout.to_others
+        failures = []
+
+        async def failing_once(origin, action, payload):
+            if action == "new_message" and not failures:
+                failures.append(action)
+                raise RuntimeError("the hub is gone")
+            await real_to_others(origin, action, payload)
+
+        fanout.to_others = failing_once
+        with trio.fail_after(10):
+            conversation_id = await open_conversation(client)
+            await client.request(
+                "send_message", {"conversation_id": conversation_id, "content": "a"}
+            )
+            first = await collect_stream(client, conversation_id)
+            second = await _send_and_collect(client, conversation_id, "b")
+            stored = await client.call("get_messages", {"conversation_id": conversation_id})
+    assert failures == ["new_message"]
+    assert first["final"]["finish_reason"] == "error"
+    assert first["message"]["status"] == "error"
+    assert second["final"]["finish_reason"] == "stop"
+    statuses = [(m["content"], m["status"]) for m in stored["payload"]["messages"]]
+    assert statuses == [
+        ("a", "complete"),
+        ("", "error"),
+        ("b", "complete"),
+        (fake.answer(3), "complete"),
+    ]
+
+
+async def _send_and_collect(client, conversation_id: str, content: str) -> dict:
+    await client.request("send_message", {"conversation_id": conversation_id, "content": content})
+    return await collect_stream(client, conversation_id)
