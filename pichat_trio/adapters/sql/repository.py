@@ -424,7 +424,7 @@ class SqlRepository:
                 for r in requests
             ],
         )
-        found = connection.execute(
+        found = connection.execute(  # read after the touch: activity times are ``now``
             _CONVERSATIONS, {"b_ids": [r.conversation_id for r in requests]}
         ).all()
         rows = {row.id: row for row in found}
@@ -475,19 +475,17 @@ class SqlRepository:
         for r, history, (question, _), (answer, _) in zip(
             mine, histories, questions, answers, strict=True
         ):
-            row = rows[r.conversation_id]
+            conversation = _conversation(rows[r.conversation_id])
+            if conversation.id in retitled:
+                conversation = msgspec.structs.replace(
+                    conversation, title=retitled[conversation.id]
+                )
             if r.history_rows > 0:
                 history.append(Turn("user", r.content, "complete"))
             exchanges[r.conversation_id] = Exchange(
                 user_message=question,
                 answer=answer,
-                conversation=Conversation(
-                    id=row.id,
-                    title=retitled.get(row.id, row.title),
-                    created_at=row.created_at.replace(tzinfo=UTC),
-                    updated_at=now.replace(tzinfo=UTC),
-                    last_message_at=now.replace(tzinfo=UTC),
-                ),
+                conversation=conversation,
                 settings=settings.get(r.user_id, self._default_settings),
                 history=history,
             )
