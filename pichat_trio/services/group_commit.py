@@ -188,9 +188,7 @@ class GroupCommit(Generic[Request, Result]):
                 self._chain_ended.set()
         else:
             self._chain_ended.set()
-        for waiting, result in zip(batch, results, strict=True):
-            waiting.result = result
-            waiting.done.set()
+        _deliver(batch, results)
 
     async def _alone(self, request: Request) -> Result:
         [result] = await self._db.run(self._store_all, [request])
@@ -202,9 +200,7 @@ class GroupCommit(Generic[Request, Result]):
         except Exception as exc:
             await self._one_by_one(batch, exc)
             return
-        for waiting, result in zip(batch, results, strict=True):
-            waiting.result = result
-            waiting.done.set()
+        _deliver(batch, results)
 
     async def _one_by_one(self, batch: list[_Waiting[Request, Result]], exc: BaseException) -> None:
         """After ``batch`` failed with ``exc``: each request alone, so only its own fails."""
@@ -215,3 +211,10 @@ class GroupCommit(Generic[Request, Result]):
         log.warning("storing %d requests together failed (%s); one by one", len(batch), exc)
         for waiting in batch:
             await self._store([waiting])
+
+
+def _deliver(batch: list[_Waiting[Request, Result]], results: list[Result]) -> None:
+    """Each request gets its result and is woken."""
+    for waiting, result in zip(batch, results, strict=True):
+        waiting.result = result
+        waiting.done.set()
