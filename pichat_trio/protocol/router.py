@@ -178,19 +178,17 @@ class Router:
         if p.audio_data is not None:
             audio_file = await self._store_audio(call, p.audio_data)
         chat = self.services.chat
-        generation = await chat.send(
+        # This connection's next frame waits for the store: replies keep their
+        # order, and a read after a send sees the message.
+        await chat.send(
             call.origin,
             str(p.conversation_id),
             p.content,
             is_audio=p.is_audio or audio_file is not None,
             audio_file=audio_file,
+            spawn=call.peer.spawn,
+            reply=partial(call.reply, "message_sent"),
         )
-        chat.start(generation, call.peer.spawn, partial(call.reply, "message_sent"))
-        # This connection's next frame waits for the store, as it always has:
-        # replies keep their order, and a read after a send sees the message.
-        await generation.settled.wait()
-        if generation.failure is not None:
-            raise generation.failure
 
     async def _store_audio(self, call: _Call, audio_data: str) -> str:
         store = self.services.audio_store

@@ -90,7 +90,6 @@ class Generation:
     saved_parts: int = 0
     ended: bool = False  # its final frame has gone out; it is being stored
     released: trio.Event = field(default_factory=trio.Event)
-    exchange: ExchangeRequest | None = None  # what ``start`` stores
     ticket: Ticket[ExchangeRequest, Exchange | None] | None = None
     settled: trio.Event = field(default_factory=trio.Event)  # stored, or failed
     failure: Exception | None = None  # why the store failed
@@ -140,56 +139,49 @@ class ChatService:
         origin: Origin,
         conversation_id: str,
         content: str,
+        *,
         is_audio: bool = False,
         audio_file: str | None = None,
-    ) -> Generation:
-        """Reserve the conversation for the answer to ``content``; nothing is stored yet.
+        spawn: Callable[..., None],
+        reply: Callable[[Message], None],
+    ) -> None:
+        """Store the user's message and start its answer; returns once it is stored.
 
-        The caller then calls ``start``, which stores the message and runs
-        the answer in the requester's connection nursery.
+        The answer's task is started (``spawn`` puts it in the requester's
+        connection nursery) and the message queued for storing in one step.
+        The task waits for the store, calls ``reply(message)`` and streams
+        the answer, so the answer starts in the scheduler round that sees
+        the store end, not a round later (a round is every runnable task:
+        15-35 ms when 200 messages arrive together). If ``spawn`` refuses,
+        nothing is stored and the conversation is free again. A failed store
+        is raised here, for the request's own reply.
         """
         if not content.strip():
             raise InvalidInput("payload.content", "must not be empty")
         await self._wait_for_an_ended_answer(conversation_id)
         generation = Generation(origin, conversation_id)
-        # One transaction (shared with the messages sent at the same time): the
-        # question, the answer's row, and the prompt's context.
-        generation.exchange = ExchangeRequest(
-            origin.user.id,
-            conversation_id,
-            content,
-            is_audio,
-            audio_file,
-            (DEFAULT_TITLE, title_from(content)),
-            _HISTORY_ROWS,
-        )
         self._reserve(generation)
-        return generation
-
-    def start(
-        self,
-        generation: Generation,
-        spawn: Callable[..., None],
-        reply: Callable[[Message], None],
-    ) -> None:
-        """Start the answer's task (``spawn`` puts it in the requester's nursery)
-        and queue the message for storing, in one step.
-
-        The task waits for the store, calls ``reply(message)`` and streams the
-        answer; ``generation.settled`` is set once the message is stored, or
-        has failed (``generation.failure``). The answer's task is there before
-        the store ends, so the answer starts in the scheduler round that sees
-        the store end, not a round later (a round is every runnable task:
-        15-35 ms when 200 messages arrive together). If ``spawn`` refuses,
-        nothing is stored and the conversation is free again.
-        """
-        assert generation.exchange is not None
         try:
             spawn(self._answer, generation, reply)
         except BaseException:
             self._release(generation)
             raise
-        generation.ticket = self.exchanges.enqueue(generation.exchange)
+        # One transaction (shared with the messages sent at the same time): the
+        # question, the answer's row, and the prompt's context.
+        generation.ticket = self.exchanges.enqueue(
+            ExchangeRequest(
+                origin.user.id,
+                conversation_id,
+                content,
+                is_audio,
+                audio_file,
+                (DEFAULT_TITLE, title_from(content)),
+                _HISTORY_ROWS,
+            )
+        )
+        await generation.settled.wait()
+        if generation.failure is not None:
+            raise generation.failure
 
     async def _answer(self, generation: Generation, reply: Callable[[Message], None]) -> None:
         assert generation.ticket is not None
