@@ -62,7 +62,14 @@ import h11
 import msgspec
 import trio
 
-__all__ = ["Behaviour", "FakeAzureOpenAI", "RecordedRequest", "main", "stream_head"]
+__all__ = [
+    "Behaviour",
+    "FakeAzureOpenAI",
+    "RecordedRequest",
+    "main",
+    "stream_head",
+    "stream_headers",
+]
 
 logger = logging.getLogger(__name__)
 
@@ -234,20 +241,26 @@ class FakeAzureOpenAI:
                             break
                         except ConnectionAbortedError:
                             continue
-                        stream = trio.SocketStream(trio.socket.from_stdlib_socket(conn))
-                        nursery.start_soon(self._serve_connection, stream)
+                        nursery.start_soon(self._serve_socket, conn)
 
-    async def _serve_connection(self, stream: trio.SocketStream) -> None:
+    async def _serve_socket(self, conn: socket.socket) -> None:
+        """Serve one accepted connection (a subclass may read the socket itself)."""
+        await self._serve_connection(trio.SocketStream(trio.socket.from_stdlib_socket(conn)))
+
+    async def _serve_connection(self, stream: trio.SocketStream, received: bytes = b"") -> None:
+        """Serve ``stream``; ``received``: bytes already read from it, not yet parsed."""
         try:
-            await self._handle_connection(stream)
+            await self._handle_connection(stream, received)
         finally:
             await trio.aclose_forcefully(stream)
 
     # ------------------------------------------------------- connections
 
-    async def _handle_connection(self, stream: trio.SocketStream) -> None:
+    async def _handle_connection(self, stream: trio.SocketStream, received: bytes) -> None:
         self.connections += 1
         conn = h11.Connection(h11.SERVER)
+        if received:
+            conn.receive_data(received)
         try:
             while True:
                 request, body = await self._receive_request(conn, stream)
@@ -289,34 +302,12 @@ class FakeAzureOpenAI:
     async def _respond(
         self, conn: h11.Connection, stream: trio.SocketStream, request: h11.Request, raw: bytes
     ) -> None:
-        target = request.target.decode("latin-1")
-        split = urlsplit(target)
         headers = {
             name.decode("latin-1"): value.decode("latin-1") for name, value in request.headers
         }
-        azure = _AZURE_PATH.fullmatch(split.path)
-        route: Literal["azure", "openai", "other"] = (
-            "azure" if azure else "openai" if split.path in _OPENAI_PATHS else "other"
-        )
-        try:
-            body: Any = msgspec.json.decode(raw) if raw else None
-        except msgspec.DecodeError:
-            body = None
-        record = RecordedRequest(
-            index=len(self.requests),
-            method=request.method.decode("latin-1"),
-            target=target,
-            route=route,
-            deployment=azure.group(1) if azure else None,
-            headers={k: _REDACTED if k in _SECRET_HEADERS else v for k, v in headers.items()},
-            body=body,
-            started_at=trio.current_time(),
-        )
-        self.requests.append(record)
-        self._arrived.set()
-        self._arrived = trio.Event()
-
-        refusal = self._check(record, headers, split.query, raw)
+        record, query = self._record(request.method, request.target, headers, raw)
+        self._admit(record)
+        refusal = self._check(record, headers, query, raw)
         if refusal is not None:
             record.status = refusal[0]
             await _send_simple(conn, stream, *refusal)
@@ -330,6 +321,38 @@ class FakeAzureOpenAI:
             record._end("complete")
             return
         await self._stream_answer(conn, stream, record, behaviour)
+
+    def _record(
+        self, method: bytes, target: bytes, headers: dict[str, str], raw: bytes
+    ) -> tuple[RecordedRequest, str]:
+        """The record of a request (not yet in ``requests``: see ``_admit``) and its query."""
+        path = target.decode("latin-1")
+        split = urlsplit(path)
+        azure = _AZURE_PATH.fullmatch(split.path)
+        route: Literal["azure", "openai", "other"] = (
+            "azure" if azure else "openai" if split.path in _OPENAI_PATHS else "other"
+        )
+        try:
+            body: Any = msgspec.json.decode(raw) if raw else None
+        except msgspec.DecodeError:
+            body = None
+        record = RecordedRequest(
+            index=len(self.requests),
+            method=method.decode("latin-1"),
+            target=path,
+            route=route,
+            deployment=azure.group(1) if azure else None,
+            headers={k: _REDACTED if k in _SECRET_HEADERS else v for k, v in headers.items()},
+            body=body,
+            started_at=trio.current_time(),
+        )
+        return record, split.query
+
+    def _admit(self, record: RecordedRequest) -> None:
+        """Add ``record`` to ``requests`` and wake whoever waits for it."""
+        self.requests.append(record)
+        self._arrived.set()
+        self._arrived = trio.Event()
 
     def _check(
         self, record: RecordedRequest, headers: dict[str, str], query: str, raw: bytes
@@ -442,18 +465,18 @@ class FakeAzureOpenAI:
 
 def stream_head(conn: h11.Connection, record: RecordedRequest) -> bytes:
     """The status line and headers of a streamed answer, as Azure sends them."""
-    head = conn.send(
-        h11.Response(
-            status_code=200,
-            headers=[
-                ("content-type", "text/event-stream; charset=utf-8"),
-                ("cache-control", "no-cache"),
-                ("transfer-encoding", "chunked"),
-                ("x-request-id", f"fake-{record.index}"),
-            ],
-        )
-    )
+    head = conn.send(h11.Response(status_code=200, headers=stream_headers(record)))
     return head or b""
+
+
+def stream_headers(record: RecordedRequest) -> list[tuple[str, str]]:
+    """The headers of a streamed answer (chunked), as Azure sends them."""
+    return [
+        ("content-type", "text/event-stream; charset=utf-8"),
+        ("cache-control", "no-cache"),
+        ("transfer-encoding", "chunked"),
+        ("x-request-id", f"fake-{record.index}"),
+    ]
 
 
 class _ChunkWriter:
