@@ -97,6 +97,32 @@ async def test_one_connection_carries_sequential_requests(nursery: trio.Nursery)
     assert b"\r\ncontent-length: 8\r\n" in server.requests[0].lower()
 
 
+async def test_post_writes_the_request_httpx_would(nursery: trio.Nursery) -> None:
+    """``post`` (the models' path, without an ``httpx.Request``) and the client's path put
+    the same request on the wire, and share the kept connection."""
+    server = await start_server(nursery, keep_alive)
+    url = f"http://127.0.0.1:{server.port}/openai/deployments/d/chat?api-version=1"
+    headers = {"api-key": "k", "content-type": "application/json"}
+    body = b'{"messages": []}'
+    pool = KeepAliveTransport()
+    try:
+        request = httpx.Request("POST", url, headers=headers, content=body)
+        through_httpx = await pool.handle_async_request(request)
+        await through_httpx.aread()
+        direct = await pool.post(httpx.URL(url), headers, body, {})
+        assert direct.status_code == 200 and await direct.aread() == b"hello"
+    finally:
+        await pool.aclose()
+    assert server.accepted == 1
+    first, second = server.requests
+    assert second == first
+    assert first.startswith(
+        b"POST /openai/deployments/d/chat?api-version=1 HTTP/1.1\r\n"
+        b"Host: 127.0.0.1:%d\r\n" % server.port
+    )
+    assert first.endswith(b"Content-Length: 16\r\n\r\n" + body)
+
+
 async def test_an_idle_connection_the_server_closed_is_replaced(nursery: trio.Nursery) -> None:
     async def one_request_then_close(stream: trio.SocketStream, server: Server) -> None:
         await server.read_request(stream)

@@ -135,15 +135,7 @@ class HttpChatModel:
         url = self._urls.get(call.url)
         if url is None:
             url = self._urls[call.url] = httpx.URL(call.url)
-        request = httpx.Request(
-            "POST",
-            url,
-            headers=call.headers,
-            content=call.body,
-            extensions={"timeout": self._timeouts},
-        )
-        response = await pool.handle_async_request(request)
-        response.request = request
+        response = await pool.post(url, call.headers, call.body, self._timeouts)
         try:
             yield response
         finally:
