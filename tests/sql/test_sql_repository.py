@@ -518,6 +518,33 @@ def test_start_exchanges_is_one_round_trip_for_a_message(
     assert repo.start_exchanges([ExchangeRequest(bob.id, conversation.id, "x")]) == [None]
 
 
+def test_a_conversation_without_messages_needs_no_history_query(
+    repo: SqlRepository, alice: User
+) -> None:
+    fresh = [repo.create_conversation(alice.id, "New") for _ in range(3)]
+    used = repo.create_conversation(alice.id, "Used")
+    assert repo.add_message(alice.id, used.id, "user", "before", "complete") is not None
+    statements: list[str] = []
+
+    def seen(_conn: object, _cursor: object, statement: str, *_: object) -> None:
+        statements.append(statement)
+
+    sa.event.listen(repo.engine, "before_cursor_execute", seen)
+    try:
+        exchanges = repo.start_exchanges(
+            [ExchangeRequest(alice.id, c.id, f"q{i}") for i, c in enumerate([*fresh, used])]
+        )
+    finally:
+        sa.event.remove(repo.engine, "before_cursor_execute", seen)
+    assert [[m.content for m in e.history] for e in exchanges if e is not None] == [
+        ["q0"],
+        ["q1"],
+        ["q2"],
+        ["before", "q3"],
+    ]
+    assert sum("ORDER BY messages.seq DESC" in s for s in statements) == 1  # the used one's
+
+
 def test_an_in_memory_sqlite_database_works_across_threads() -> None:
     import threading
 

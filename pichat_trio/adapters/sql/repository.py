@@ -159,6 +159,18 @@ _MESSAGES_BY_ID = sa.select(*_MESSAGE_COLUMNS, messages.c.user_id).where(
 _CONVERSATIONS = sa.select(conversations).where(
     conversations.c.id.in_(sa.bindparam("b_ids", expanding=True))
 )
+_ANY_MESSAGE = (
+    sa.select(messages.c.seq)
+    .where(messages.c.conversation_id == conversations.c.id)
+    .limit(1)
+    .scalar_subquery()
+    .label("any_message")
+)
+_EXCHANGE_CONVERSATIONS = sa.select(conversations, _ANY_MESSAGE).where(
+    conversations.c.id.in_(sa.bindparam("b_ids", expanding=True))
+)
+"""The conversations of a batch of exchanges, each with a message of it if it has
+any: a conversation without one needs no history query."""
 _SETTINGS_OF = sa.select(user_settings).where(
     user_settings.c.user_id.in_(sa.bindparam("b_users", expanding=True))
 )
@@ -425,7 +437,7 @@ class SqlRepository:
             ],
         )
         found = connection.execute(  # read after the touch: activity times are ``now``
-            _CONVERSATIONS, {"b_ids": [r.conversation_id for r in requests]}
+            _EXCHANGE_CONVERSATIONS, {"b_ids": [r.conversation_id for r in requests]}
         ).all()
         rows = {row.id: row for row in found}
         mine = [
@@ -448,7 +460,12 @@ class SqlRepository:
                     for cid, new in retitled.items()
                 ],
             )
-        histories = [self._history_before(connection, r) for r in mine]
+        histories = [
+            self._history_before(connection, r)
+            if rows[r.conversation_id].any_message is not None
+            else []
+            for r in mine
+        ]
         questions = [
             _new_message(
                 r.user_id,
