@@ -96,9 +96,7 @@ class AsgiApp:
         try:
             await send({"type": "websocket.accept"})
             frames = DirectFrames.for_send(send)
-            await connection.run(
-                receive, send, self.ping_for(send), frames.send_text if frames else None
-            )
+            await connection.run(receive, send, self.ping_for(send), frames)
         finally:
             self.app.connections.discard(connection)
 

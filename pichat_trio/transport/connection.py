@@ -12,7 +12,9 @@ with thousands of devices) so holds one task, the reader, instead of two;
 a streaming one keeps its writer between tokens. Keepalive pings come from
 the one heartbeat task (``heartbeat.py``) through the writer; the dead-peer
 deadline is hypercorn's ``read_timeout``. Text frames go straight to the
-socket where hypercorn's layout allows it (``direct_frames.py``).
+socket where hypercorn's layout allows it (``direct_frames.py``): written
+by their producer when nothing is queued, so a client that keeps up never
+needs the writer at all.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from ..models import User
 from ..ports import Hub
 from ..protocol.errors import error_frame, error_frame_for
 from ..protocol.router import Router
+from .direct_frames import DirectFrames
 from .outbox import PING, Outbox
 from .pacer import FramePacer
 from .rate import TokenBucket
@@ -80,6 +83,7 @@ class Connection:
         "_ping",
         "_router",
         "_send",
+        "_send_rest",
         "_send_text",
         "_tasks",
         "_writing",
@@ -113,6 +117,7 @@ class Connection:
         self._nursery: trio.Nursery | None = None
         self._send: Send | None = None
         self._send_text: SendText | None = None
+        self._send_rest: Callable[[bytes], Awaitable[None]] | None = None
         self._ping: Ping | None = None
         self._writing = False
         self._tasks = 0
@@ -173,17 +178,24 @@ class Connection:
         receive: Receive,
         send: Send,
         ping: Ping | None = None,
-        send_text: SendText | None = None,
+        direct: DirectFrames | None = None,
     ) -> None:
         """Serve until the peer goes, the server closes us, or we give up on the peer.
 
         ``ping`` sends a WebSocket ping; given, the heartbeat's pings go
         through it (and one at once), otherwise the server pings by itself.
-        ``send_text`` sends a text frame a faster way than ASGI's ``send``
-        (``direct_frames.py``); without it, frames go through ``send``.
+        ``direct`` writes text frames a faster way than ASGI's ``send``
+        (``direct_frames.py``), at once from their producer unless frame
+        pacing is on; without it, frames go through ``send``.
         """
         self._send = send
-        self._send_text = send_text or partial(_send_text_by_asgi, send)
+        if direct is not None:
+            self._send_text = direct.send_text
+            self._send_rest = direct.send_rest
+            if self._limits.pacer is None:
+                self._outbox.write_now = direct.write_now
+        else:
+            self._send_text = partial(_send_text_by_asgi, send)
         self._ping = ping
         self.ping()
         async with self._hub.subscribe(self.user.id, self), trio.open_nursery() as nursery:
@@ -257,6 +269,9 @@ class Connection:
                     if outbox.streaming:  # pacing counts token frames only
                         outbox.last_sent = now
                     await send_text(text)
+                elif isinstance(text, bytes):  # the rest of a frame begun by write_now
+                    assert self._send_rest is not None
+                    await self._send_rest(text)
                 else:  # PING
                     assert self._ping is not None
                     await self._ping()

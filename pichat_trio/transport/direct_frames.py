@@ -16,6 +16,15 @@ own send path, which waits under its lock and turns a broken socket into a
 disconnect as before. A frame is never interleaved with another: the rest
 of a partly written frame takes the lock before any other task can run.
 
+``write_now`` goes one step further, for the producer of a frame (a token
+arriving from upstream, a reply) when nothing is queued before it: the
+frame is written in the producer's own step, with no writer task woken and
+no trip through the scheduler at all. When the socket takes only part of
+it, the send lock stays held for the rest until the writer sends it
+(``send_rest``). A ``trio.Lock`` must be released by the task that took
+it, so ``for_send`` gives the connection a ``_SendLock`` in its place,
+which hypercorn uses the same way (``async with``).
+
 Unmasked, unfragmented and uncompressed frames are valid from a server
 whatever extensions were negotiated (RFC 6455 5.1, RFC 7692 6: a message
 may be sent without compression). ``for_send`` returns None where the
@@ -60,17 +69,43 @@ def text_frame(text: str) -> bytes:
     return _LONG.pack(_FIN_TEXT, 127, size) + payload
 
 
+class _SendLock:
+    """hypercorn's send lock, also holdable by one task and released by another:
+    a frame begun by ``write_now`` keeps it until ``send_rest`` has sent the rest."""
+
+    __slots__ = ("_free",)
+
+    def __init__(self) -> None:
+        self._free = trio.Semaphore(1)
+
+    def locked(self) -> bool:
+        return self._free.value == 0
+
+    def hold(self) -> None:
+        self._free.acquire_nowait()
+
+    def release(self) -> None:
+        self._free.release()
+
+    async def __aenter__(self) -> None:
+        await self._free.acquire()  # taken before its checkpoint, as a trio.Lock is
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        self._free.release()
+
+
 class DirectFrames:
     """Sends one hypercorn WebSocket's text frames by a direct write when it can."""
 
-    __slots__ = ("_asgi_send", "_lock", "_socket", "_ws")
+    __slots__ = ("_asgi_send", "_lock", "_socket", "_stream", "_ws")
 
     def __init__(
-        self, ws: WSStream, lock: trio.Lock, sock: trio.socket.SocketType, asgi_send: Send
+        self, ws: WSStream, lock: _SendLock, stream: trio.SocketStream, asgi_send: Send
     ) -> None:
         self._ws = ws
         self._lock = lock
-        self._socket = sock
+        self._stream = stream
+        self._socket = stream.socket
         self._asgi_send = asgi_send
 
     @classmethod
@@ -89,7 +124,55 @@ class DirectFrames:
         lock = getattr(server, "send_lock", None)
         if not isinstance(stream, trio.SocketStream) or not isinstance(lock, trio.Lock):
             return None  # TLS terminated by hypercorn, or a layout we do not know
-        return cls(ws, lock, stream.socket, send)
+        if lock.locked() or lock.statistics().tasks_waiting:
+            return None  # not at a moment it can be replaced
+        ours = _SendLock()
+        setattr(server, "send_lock", ours)  # noqa: B010 - it is typed as a trio.Lock
+        return cls(ws, ours, stream, send)
+
+    def write_now(self, text: str) -> bytes | None:
+        """Write ``text``'s frame now, without waiting, if nothing else is writing.
+
+        None: nothing was written (the socket is busy, full, broken or the
+        WebSocket is closing); send it with ``send_text`` in turn. Otherwise
+        the part of the frame the socket did not take, usually ``b""``; when
+        there is some, the send lock is held for it and ``send_rest`` must
+        send it before any other frame.
+        """
+        ws = self._ws
+        if (
+            ws.state is not _CONNECTED
+            or ws.closed
+            or ws.connection.state is not _OPEN
+            or self._lock.locked()
+        ):
+            return None
+        fd = self._socket.fileno()  # -1 once hypercorn closed the socket
+        if fd < 0:
+            return None
+        data = text_frame(text)
+        try:
+            sent = os.write(fd, data)
+        except OSError:  # full (BlockingIOError) or broken: the usual path decides
+            return None
+        if sent == len(data):
+            return b""
+        self._lock.hold()
+        return data[sent:]
+
+    async def send_rest(self, rest: bytes) -> None:
+        """Send the rest of a frame ``write_now`` began, then free the send lock.
+
+        Shielded, as hypercorn's own sends are: a frame is never left half
+        written. A broken socket is left to hypercorn's reader to notice.
+        """
+        try:
+            with trio.CancelScope(shield=True):
+                await self._stream.send_all(rest)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        finally:
+            self._lock.release()
 
     async def send_text(self, text: str) -> None:
         ws = self._ws

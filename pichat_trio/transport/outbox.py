@@ -8,6 +8,11 @@ answer). A client is stuck when the outbox is full, or when one send has
 been blocked for ``stall_seconds`` while more frames arrive: the outbox
 then calls ``on_stuck`` (which closes the connection) and drops what it
 holds, rather than buffering further.
+
+When nothing is queued and nothing is being sent, a frame is first offered
+to ``write_now`` (``DirectFrames.write_now``): written in the producer's
+step, it never reaches the queue or the writer. What the socket leaves of a
+frame is queued as bytes, ahead of everything after it.
 """
 
 from __future__ import annotations
@@ -59,6 +64,7 @@ class Outbox:
         "stall_seconds",
         "streaming",
         "stuck",
+        "write_now",
     )
 
     def __init__(
@@ -82,9 +88,11 @@ class Outbox:
         self._last_message: str | None = None  # of the last token frame taken
         self._on_stuck = on_stuck
         self._on_frame = on_frame  # a frame arrived and no writer waits: start one
-        self._frames: deque[str | TokenFrame | _Ping] | None = None
+        self._frames: deque[str | bytes | TokenFrame | _Ping] | None = None
         self._waiter: trio.lowlevel.Task | None = None
         self._closed = False
+        self.write_now: Callable[[str], bytes | None] | None = None
+        """Writes a frame at once if it can; see the module docstring."""
 
     def __len__(self) -> int:
         return len(self._frames) if self._frames else 0
@@ -122,6 +130,22 @@ class Outbox:
         ):
             self._give_up()
             return
+        write_now = self.write_now
+        if write_now is not None and not frames and self.sending_since is None:
+            if type(item) is TokenFrame:
+                rest = write_now(item.text)
+                self.streaming = True
+            elif isinstance(item, str):
+                rest = write_now(item)
+                self.streaming = False
+            else:
+                rest = None
+            if rest == b"":
+                return
+            if rest is not None:
+                frames.append(rest)  # the rest of the frame just begun: it goes first
+                self._wake()
+                return
         frames.append(item)
         pacer = self._pacer
         if (
@@ -162,13 +186,16 @@ class Outbox:
             self._closed = True
             self._wake()
 
-    def pop(self) -> str | _Ping | None:
-        """The next frame's text (or ``PING``), or None when nothing is queued."""
+    def pop(self) -> str | bytes | _Ping | None:
+        """The next frame's text (or ``PING``, or the bytes left of a frame begun by
+        ``write_now``), or None when nothing is queued."""
         if not self._frames:
             return None
         item = self._frames.popleft()
         if isinstance(item, str | _Ping):
             self.streaming = False
+            return item
+        if isinstance(item, bytes):
             return item
         self.streaming = True
         self._last_message = item.message_id
@@ -187,7 +214,7 @@ class Outbox:
 
         await trio.lowlevel.wait_task_rescheduled(abort)
 
-    async def get(self) -> str | _Ping | None:
+    async def get(self) -> str | bytes | _Ping | None:
         """The next frame's text (or ``PING``), waiting for one; None once closed and drained."""
         while True:
             text = self.pop()

@@ -39,10 +39,12 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 class FrameApp:
     """For each request ``[count, size, char]``, ``count`` frames ``"<index>:" + char * size``."""
 
-    def __init__(self, small_send_buffer: bool = False) -> None:
+    def __init__(self, small_send_buffer: bool = False, write_now: bool = False) -> None:
         self.small_send_buffer = small_send_buffer
+        self.write_now = write_now  # as a frame's producer does, the rest by send_rest
         self.senders: list[DirectFrames | None] = []
         self.deferred: list[int] = []  # sizes of frames whose rest went hypercorn's way
+        self.rests: list[int] = []  # sizes of the rests write_now left to send_rest
         self._sending = 0
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Send) -> None:
@@ -78,7 +80,16 @@ class FrameApp:
                     await send({"type": "websocket.send", "text": text})
                     continue
                 self._sending = len(text.encode())
-                await frames.send_text(text)
+                rest = None
+                if self.write_now:
+                    async with frames._lock:  # hypercorn's pongs wait on the fd under it
+                        await trio.lowlevel.wait_writable(frames._socket)  # room for a part
+                    rest = frames.write_now(text)
+                if rest is None:
+                    await frames.send_text(text)
+                elif rest:
+                    self.rests.append(len(rest))
+                    await frames.send_rest(rest)
                 self._sending = 0
 
 
@@ -129,6 +140,21 @@ def test_the_header_says_the_payload_length_in_bytes() -> None:
     assert text_frame("a" * 65536)[:10] == b"\x81\x7f" + (65536).to_bytes(8, "big")
 
 
+async def _read_whole_while_pinging(ws: Any, count: int, size: int) -> None:
+    """Ask for ``count`` frames of ``size`` and read each whole, in order, while 20
+    pings (each waiting for its pong) go the other way."""
+    await ws.send_message(json.dumps([count, size, "x"]))
+    async with trio.open_nursery() as nursery:
+
+        async def ping_meanwhile() -> None:
+            for index in range(20):
+                await ws.ping(b"p%d" % index)
+
+        nursery.start_soon(ping_meanwhile)
+        for index in range(count):
+            assert await ws.get_message() == f"{index}:" + "x" * size
+
+
 async def test_a_socket_that_takes_part_of_a_frame_still_delivers_all_in_order() -> None:
     """With a 4 KiB send buffer most frames are written in part; the rest goes through
     hypercorn's locked send, and pings the client sends meanwhile are answered between
@@ -139,17 +165,24 @@ async def test_a_socket_that_takes_part_of_a_frame_still_delivers_all_in_order()
         hypercorn_with(app) as url,
         open_websocket_url(f"{url}/ws", max_message_size=2**20) as ws,
     ):
-        await ws.send_message(json.dumps([count, size, "x"]))
-        async with trio.open_nursery() as nursery:
-
-            async def ping_meanwhile() -> None:
-                for index in range(20):
-                    await ws.ping(b"p%d" % index)  # waits for the pong
-
-            nursery.start_soon(ping_meanwhile)
-            for index in range(count):
-                assert await ws.get_message() == f"{index}:" + "x" * size
+        await _read_whole_while_pinging(ws, count, size)
     assert app.deferred  # the partial-write path really ran
+
+
+async def test_a_frame_begun_by_write_now_is_finished_before_any_other() -> None:
+    """``write_now`` leaves the send lock held for the rest of a frame the socket took
+    only part of: hypercorn's pongs (the client pings meanwhile) wait for ``send_rest``
+    and never land inside a frame."""
+    app = FrameApp(small_send_buffer=True, write_now=True)
+    count, size = 40, 150_000  # over a 64 KiB segment: the socket takes a part at a time
+    async with (
+        hypercorn_with(app) as url,
+        open_websocket_url(f"{url}/ws", max_message_size=2**20) as ws,
+    ):
+        await _read_whole_while_pinging(ws, count, size)
+        await ws.send_message(json.dumps([3, 10, "y"]))  # small frames: written whole
+        assert [await ws.get_message() for _ in range(3)] == [f"{i}:" + "y" * 10 for i in range(3)]
+    assert app.rests  # the socket took part of most frames: send_rest sent the rest
 
 
 async def test_a_client_with_per_message_deflate_reads_uncompressed_frames() -> None:

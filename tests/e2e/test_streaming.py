@@ -551,3 +551,35 @@ async def test_a_failure_after_the_store_still_ends_the_answer(tmp_path):
 async def _send_and_collect(client, conversation_id: str, content: str) -> dict:
     await client.request("send_message", {"conversation_id": conversation_id, "content": content})
     return await collect_stream(client, conversation_id)
+
+
+class _WriterSpawns(trio.abc.Instrument):
+    def __init__(self) -> None:
+        self.count = 0
+
+    def task_spawned(self, task: trio.lowlevel.Task) -> None:
+        if task.name.endswith("Connection._write"):
+            self.count += 1
+
+
+async def test_a_client_that_keeps_up_gets_every_frame_without_a_writer_task(tmp_path):
+    """Each frame is written by its producer (the answer's task, the request's reply)
+    when nothing is queued: no writer task starts, and the text arrives whole."""
+    fake = FakeAzureOpenAI(behaviour=Behaviour(tokens=40, rate=400))
+    async with run_with_fake_azure(tmp_path, fake, {"FRAME_SECONDS": "0"}) as (server, _):  # noqa: SIM117
+        async with server.client() as phone:
+            with trio.fail_after(10):
+                conversation_id = await open_conversation(phone)
+                spawns = _WriterSpawns()
+                trio.lowlevel.add_instrument(spawns)
+                try:
+                    await phone.request(
+                        "send_message", {"conversation_id": conversation_id, "content": "Hi"}
+                    )
+                    assert (await phone.receive())["action"] == "message_sent"
+                    stream = await collect_stream(phone, conversation_id)
+                finally:
+                    trio.lowlevel.remove_instrument(spawns)
+    assert stream["text"] == fake.answer(40)
+    assert stream["actions"].count("message_stream") == 41  # a frame per token: none merged
+    assert spawns.count == 0
