@@ -12,7 +12,11 @@ holds, rather than buffering further.
 When nothing is queued and nothing is being sent, a frame is first offered
 to ``write_now`` (``DirectFrames.write_now``): written in the producer's
 step, it never reaches the queue or the writer. What the socket leaves of a
-frame is queued as bytes, ahead of everything after it.
+frame is queued as bytes, ahead of everything after it. A token frame that
+follows the last one of its message within ``MERGE_SECONDS`` is queued
+instead, for the writer, and what follows merges into it: tokens that come
+in a burst (read together from upstream, or late because the server is
+busy) go out as one frame, not one system call each.
 """
 
 from __future__ import annotations
@@ -25,7 +29,10 @@ import trio
 from ..events import TokenFrame
 from .pacer import FramePacer
 
-__all__ = ["PING", "Outbox"]
+__all__ = ["MERGE_SECONDS", "PING", "Outbox"]
+
+MERGE_SECONDS = 0.002
+"""Token frames of one message closer together than this merge (see above)."""
 
 
 class _Ping:
@@ -83,7 +90,7 @@ class Outbox:
         self.stuck = False
         self.streaming = False  # the last frame taken was a token frame
         self.sending_since: float | None = None  # set by the writer around each send
-        self.last_sent = -float("inf")  # when the writer last began sending a token frame
+        self.last_sent = -float("inf")  # when a token frame was last sent (begun)
         self._pacer = pacer
         self._last_message: str | None = None  # of the last token frame taken
         self._on_stuck = on_stuck
@@ -133,7 +140,13 @@ class Outbox:
         write_now = self.write_now
         if write_now is not None and not frames and self.sending_since is None:
             if type(item) is TokenFrame:
-                rest = write_now(item.text)
+                now = trio.current_time()
+                if now - self.last_sent < MERGE_SECONDS and item.message_id == self._last_message:
+                    rest = None  # a burst: the writer sends it, merged with what follows
+                else:
+                    rest = write_now(item.text)
+                    self.last_sent = now
+                    self._last_message = item.message_id
                 self.streaming = True
             elif isinstance(item, str):
                 rest = write_now(item)

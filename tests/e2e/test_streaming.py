@@ -564,8 +564,9 @@ class _WriterSpawns(trio.abc.Instrument):
 
 async def test_a_client_that_keeps_up_gets_every_frame_without_a_writer_task(tmp_path):
     """Each frame is written by its producer (the answer's task, the request's reply)
-    when nothing is queued: no writer task starts, and the text arrives whole."""
-    fake = FakeAzureOpenAI(behaviour=Behaviour(tokens=40, rate=400))
+    when nothing is queued: no writer task starts, and the text arrives whole. Tokens
+    20 ms apart: none comes within a burst's window of the last (MERGE_SECONDS)."""
+    fake = FakeAzureOpenAI(behaviour=Behaviour(tokens=20, rate=50))
     async with run_with_fake_azure(tmp_path, fake, {"FRAME_SECONDS": "0"}) as (server, _):  # noqa: SIM117
         async with server.client() as phone:
             with trio.fail_after(10):
@@ -580,6 +581,6 @@ async def test_a_client_that_keeps_up_gets_every_frame_without_a_writer_task(tmp
                     stream = await collect_stream(phone, conversation_id)
                 finally:
                     trio.lowlevel.remove_instrument(spawns)
-    assert stream["text"] == fake.answer(40)
-    assert stream["actions"].count("message_stream") == 41  # a frame per token: none merged
+    assert stream["text"] == fake.answer(20)
+    assert stream["actions"].count("message_stream") == 21  # a frame per token: none merged
     assert spawns.count == 0

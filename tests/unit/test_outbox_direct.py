@@ -1,0 +1,111 @@
+"""Frames written by their producer (``Outbox.write_now``), on a virtual clock: what is
+written at once, what waits for the writer, and what merges."""
+
+from __future__ import annotations
+
+import json
+
+import trio
+from trio.testing import MockClock
+
+from pichat_trio.events import TokenFrame
+from pichat_trio.transport.outbox import MERGE_SECONDS, PING, Outbox
+
+
+def token(text: str, message_id: str = "m1") -> TokenFrame:
+    return TokenFrame(TokenFrame.prefix_for("c1", message_id), message_id, text)
+
+
+class Socket:
+    """Stands in for ``DirectFrames.write_now``: takes ``room`` bytes a call (None: all)."""
+
+    def __init__(self) -> None:
+        self.written: list[str] = []
+        self.room: int | None = None
+        self.refuse = False
+        self.wakes = 0
+
+    def write_now(self, text: str) -> bytes | None:
+        if self.refuse:
+            return None
+        data = text.encode()
+        if self.room is None or self.room >= len(data):
+            self.written.append(text)
+            return b""
+        self.written.append(data[: self.room].decode())
+        return data[self.room :]
+
+
+def outbox_on(socket: Socket) -> Outbox:
+    def woken() -> None:
+        socket.wakes += 1
+
+    outbox = Outbox("conn", on_frame=woken)
+    outbox.write_now = socket.write_now
+    return outbox
+
+
+def tokens_of(frames: list[str]) -> list[str]:
+    return [json.loads(frame)["payload"]["token"] for frame in frames]
+
+
+async def test_a_frame_is_written_at_once_when_nothing_waits(autojump_clock: MockClock) -> None:
+    socket = Socket()
+    outbox = outbox_on(socket)
+    outbox.put("reply")
+    outbox.put(token("a"))
+    await trio.sleep(0.02)  # tokens 20 ms apart
+    outbox.put(token("b"))
+    assert socket.written[0] == "reply"
+    assert tokens_of(socket.written[1:]) == ["a", "b"]
+    assert len(outbox) == 0 and socket.wakes == 0
+    outbox.put(PING)  # the writer's work
+    assert len(outbox) == 1 and socket.wakes == 1
+
+
+async def test_tokens_in_a_burst_merge_for_the_writer(autojump_clock: MockClock) -> None:
+    socket = Socket()
+    outbox = outbox_on(socket)
+    for text in ["a", "b", "c", "d"]:  # read from upstream together
+        outbox.put(token(text))
+    assert tokens_of(socket.written) == ["a"]
+    assert len(outbox) == 1 and socket.wakes == 1
+    merged = outbox.pop()
+    assert isinstance(merged, str) and tokens_of([merged]) == ["bcd"]
+    outbox.put(token("e", "m2"))  # another message: no burst of its own
+    await trio.sleep(MERGE_SECONDS)
+    outbox.put(token("f"))  # a burst's window has passed
+    assert tokens_of(socket.written) == ["a", "e", "f"]
+
+
+async def test_a_frame_waits_behind_a_queue_or_a_send(autojump_clock: MockClock) -> None:
+    socket = Socket()
+    outbox = outbox_on(socket)
+    socket.refuse = True  # the socket is busy: queued
+    outbox.put("first")
+    socket.refuse = False
+    outbox.put("second")  # behind the first: queued too, in order
+    assert socket.written == [] and outbox.pop() == "first" and outbox.pop() == "second"
+    outbox.sending_since = trio.current_time()  # the writer is sending
+    outbox.put("third")
+    assert socket.written == [] and outbox.pop() == "third"
+
+
+async def test_the_rest_of_a_frame_goes_before_anything_else(autojump_clock: MockClock) -> None:
+    socket = Socket()
+    socket.room = 5
+    outbox = outbox_on(socket)
+    outbox.put("0123456789")
+    socket.room = None
+    outbox.put("next")
+    assert socket.written == ["01234"]
+    assert outbox.pop() == b"56789" and outbox.pop() == "next"
+    assert socket.wakes  # the writer was asked for
+
+
+async def test_nothing_is_written_once_closed(autojump_clock: MockClock) -> None:
+    socket = Socket()
+    outbox = outbox_on(socket)
+    outbox.close()
+    outbox.put("late")
+    assert socket.written == [] and len(outbox) == 0
