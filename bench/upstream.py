@@ -352,6 +352,9 @@ class BenchUpstream(FakeAzureOpenAI):
                     if i == 0:
                         record.first_token_at = trio.current_time()
                     record.tokens_sent = i + 1
+                    # A send the socket takes whole does not yield: without this one
+                    # answer's 500 tokens would hold up every other request's reading.
+                    await trio.lowlevel.checkpoint()
             tail = chunks.finish(behaviour.finish_reason) + b"data: [DONE]\r\n\r\n"
             await sock.send_all(_chunk(tail) + b"0\r\n\r\n")
         except _Hangup:
