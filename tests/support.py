@@ -137,8 +137,13 @@ async def run_with_fake_azure(
 
 
 async def ask(client: Client, content: str = "Hi") -> dict[str, Any]:
-    """Open a conversation, send ``content`` and collect the whole answer (``collect_stream``)."""
-    conversation_id = await open_conversation(client)
+    """Open a conversation, send ``content`` and collect the whole answer (``collect_stream``);
+    the conversation's id is ``result["conversation"]["id"]``."""
+    return await send_and_collect(client, await open_conversation(client), content)
+
+
+async def send_and_collect(client: Client, conversation_id: str, content: str) -> dict[str, Any]:
+    """Send ``content`` to ``conversation_id`` and collect the whole answer."""
     await client.request("send_message", {"conversation_id": conversation_id, "content": content})
     return await collect_stream(client, conversation_id)
 

@@ -4,7 +4,7 @@ client, a bug; and how much history it sends."""
 from __future__ import annotations
 
 import trio
-from support import RawPeer, collect_stream, open_conversation, run_with_fake_azure
+from support import RawPeer, ask, collect_stream, open_conversation, run_with_fake_azure
 
 from pichat_trio.fakes.azure_openai import Behaviour, FakeAzureOpenAI
 
@@ -30,11 +30,8 @@ async def test_a_database_failing_mid_stream_loses_no_streamed_text(tmp_path, ca
         repository.checkpoint_messages = broken_checkpoint
         repository.finish_messages = flaky_finish
         with trio.fail_after(10):
-            conversation_id = await open_conversation(client)
-            await client.request(
-                "send_message", {"conversation_id": conversation_id, "content": "go"}
-            )
-            stream = await collect_stream(client, conversation_id)
+            stream = await ask(client, "go")
+            conversation_id = stream["conversation"]["id"]
             stored = await client.call("get_messages", {"conversation_id": conversation_id})
     assert failures["checkpoint"] >= 1 and failures["finish"] == 2
     assert stream["final"]["finish_reason"] == "stop"

@@ -14,6 +14,7 @@ from support import (
     open_conversation,
     run_server,
     run_with_fake_azure,
+    send_and_collect,
 )
 
 from pichat_trio.fakes.azure_openai import Behaviour, FakeAzureOpenAI
@@ -528,12 +529,9 @@ async def test_a_failure_after_the_store_still_ends_the_answer(tmp_path):
 
         fanout.to_others = failing_once
         with trio.fail_after(10):
-            conversation_id = await open_conversation(client)
-            await client.request(
-                "send_message", {"conversation_id": conversation_id, "content": "a"}
-            )
-            first = await collect_stream(client, conversation_id)
-            second = await _send_and_collect(client, conversation_id, "b")
+            first = await ask(client, "a")
+            conversation_id = first["conversation"]["id"]
+            second = await send_and_collect(client, conversation_id, "b")
             stored = await client.call("get_messages", {"conversation_id": conversation_id})
     assert failures == ["new_message"]
     assert first["final"]["finish_reason"] == "error"
@@ -546,11 +544,6 @@ async def test_a_failure_after_the_store_still_ends_the_answer(tmp_path):
         ("b", "complete"),
         (fake.answer(3), "complete"),
     ]
-
-
-async def _send_and_collect(client, conversation_id: str, content: str) -> dict:
-    await client.request("send_message", {"conversation_id": conversation_id, "content": content})
-    return await collect_stream(client, conversation_id)
 
 
 class _WriterSpawns(trio.abc.Instrument):
