@@ -10,20 +10,21 @@ the non-blocking socket at once: one system call, no task switch.
 
 It writes only while nothing else can be mid-frame on the socket: the
 WebSocket is open on both levels (hypercorn's ASGI state and wsproto's) and
-hypercorn's send lock is free. Whatever the socket does not take at once
-(a full send buffer, a slow reader, an error) goes on through hypercorn's
-own send path, which waits under its lock and turns a broken socket into a
-disconnect as before. A frame is never interleaved with another: the rest
-of a partly written frame takes the lock before any other task can run.
+hypercorn's send lock is free (``write_now``). A frame the socket does not
+take at all (a full send buffer, a slow reader, an error) goes through
+hypercorn's own send path, which waits under its lock and turns a broken
+socket into a disconnect as before. When the socket takes only part of a
+frame, the send lock stays held for the rest until ``send_rest`` has sent
+it, so a frame is never interleaved with another (hypercorn's pongs and
+close frames take the same lock).
 
-``write_now`` goes one step further, for the producer of a frame (a token
-arriving from upstream, a reply) when nothing is queued before it: the
-frame is written in the producer's own step, with no writer task woken and
-no trip through the scheduler at all. When the socket takes only part of
-it, the send lock stays held for the rest until the writer sends it
-(``send_rest``). A ``trio.Lock`` must be released by the task that took
-it, so ``for_send`` gives the connection a ``_SendLock`` in its place,
-which hypercorn uses the same way (``async with``).
+The producer of a frame (a token arriving from upstream, a reply) calls
+``write_now`` itself when nothing is queued before it, so the frame is
+written in the producer's own step, with no writer task woken and no trip
+through the scheduler at all; the connection's writer sends a rest it
+leaves. A ``trio.Lock`` must be released by the task that took it, so
+``for_send`` gives the connection a ``_SendLock`` in its place, which
+hypercorn uses the same way (``async with``).
 
 Unmasked, unfragmented and uncompressed frames are valid from a server
 whatever extensions were negotiated (RFC 6455 5.1, RFC 7692 6: a message
@@ -139,13 +140,7 @@ class DirectFrames:
         there is some, the send lock is held for it and ``send_rest`` must
         send it before any other frame.
         """
-        ws = self._ws
-        if (
-            ws.state is not _CONNECTED
-            or ws.closed
-            or ws.connection.state is not _OPEN
-            or self._lock.locked()
-        ):
+        if not self._open() or self._lock.locked():
             return None
         fd = self._socket.fileno()  # -1 once hypercorn closed the socket
         if fd < 0:
@@ -175,22 +170,20 @@ class DirectFrames:
             self._lock.release()
 
     async def send_text(self, text: str) -> None:
-        ws = self._ws
-        if ws.state is not _CONNECTED or ws.closed or ws.connection.state is not _OPEN:
+        """Send ``text``'s frame: written at once if it can be (``write_now``), else
+        through hypercorn's locked send, which waits for the socket."""
+        if not self._open():
             # Closing or closed: hypercorn decides (it drops sends after close).
             await self._asgi_send({"type": "websocket.send", "text": text})
             return
-        data = text_frame(text)
-        if not self._lock.locked():
-            fd = self._socket.fileno()  # -1 once hypercorn closed the socket
-            if fd >= 0:
-                try:
-                    sent = os.write(fd, data)
-                except OSError:  # full (BlockingIOError) or broken: hypercorn's path decides
-                    sent = 0
-                if sent == len(data):
-                    return
-                data = data[sent:]
-        # Nothing has yielded since the lock was seen free, so hypercorn's
-        # send takes it before any other task can write: the frame stays whole.
-        await ws.send(Data(stream_id=ws.stream_id, data=data))
+        rest = self.write_now(text)
+        if rest is None:  # busy, full or broken: hypercorn's send waits, or sees the break
+            ws = self._ws
+            await ws.send(Data(stream_id=ws.stream_id, data=text_frame(text)))
+        elif rest:
+            await self.send_rest(rest)
+
+    def _open(self) -> bool:
+        """The WebSocket is open for hypercorn's ASGI state and for wsproto."""
+        ws = self._ws
+        return ws.state is _CONNECTED and not ws.closed and ws.connection.state is _OPEN

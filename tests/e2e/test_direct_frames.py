@@ -43,7 +43,7 @@ class FrameApp:
         self.small_send_buffer = small_send_buffer
         self.write_now = write_now  # as a frame's producer does, the rest by send_rest
         self.senders: list[DirectFrames | None] = []
-        self.deferred: list[int] = []  # sizes of frames whose rest went hypercorn's way
+        self.deferred: list[int] = []  # sizes of frames that went hypercorn's way
         self.rests: list[int] = []  # sizes of the rests write_now left to send_rest
         self._sending = 0
 
@@ -128,7 +128,7 @@ async def test_every_length_form_arrives_whole() -> None:
             for index in range(2):
                 assert await ws.get_message() == f"{index}:" + char * size
     assert app.senders and app.senders[0] is not None
-    # written directly, but for the rest of a frame larger than the socket took at once
+    # written directly, but for frames larger than the socket had room for
     assert all(size > 1000 for size in app.deferred), app.deferred
 
 
@@ -156,9 +156,9 @@ async def _read_whole_while_pinging(ws: Any, count: int, size: int) -> None:
 
 
 async def test_a_socket_that_takes_part_of_a_frame_still_delivers_all_in_order() -> None:
-    """With a 4 KiB send buffer most frames are written in part; the rest goes through
-    hypercorn's locked send, and pings the client sends meanwhile are answered between
-    frames, never inside one."""
+    """With a 4 KiB send buffer most frames wait for room in hypercorn's locked send or
+    are written in part, the rest under the held lock; pings the client sends meanwhile
+    are answered between frames, never inside one."""
     app = FrameApp(small_send_buffer=True)
     count, size = 200, 20000
     async with (
@@ -166,7 +166,7 @@ async def test_a_socket_that_takes_part_of_a_frame_still_delivers_all_in_order()
         open_websocket_url(f"{url}/ws", max_message_size=2**20) as ws,
     ):
         await _read_whole_while_pinging(ws, count, size)
-    assert app.deferred  # the partial-write path really ran
+    assert app.deferred  # the full-socket path really ran
 
 
 async def test_a_frame_begun_by_write_now_is_finished_before_any_other() -> None:
