@@ -390,12 +390,14 @@ def _analyse(  # noqa: PLR0915
     del run_start
     ratio = chars / tokens if tokens else 0.0
     upstream_by_tag = {u["tag"]: u for u in upstream if u.get("tag")}
-    added, before_upstream, after_upstream = [], [], []
+    added, before_upstream, after_upstream, later_before = [], [], [], []
     for m in messages:
         u = upstream_by_tag.get(m["tag"])
         if m["ttft"] is not None and u and u["first_token"] is not None:
             added.append(m["ttft"] - (u["first_token"] - u["started"]))
             before_upstream.append(u["started"] - m["sent"])
+            if m["tag"][-3:] != ".m0":
+                later_before.append(u["started"] - m["sent"])
             after_upstream.append(m["sent"] + m["ttft"] - u["first_token"])
     aborts = []
     for c in (c for r in results for c in r.get("closes", [])):
@@ -435,7 +437,11 @@ def _analyse(  # noqa: PLR0915
             "added_ttft_p50_ms": ms(_percentile(added, 0.5)),
             "added_ttft_p99_ms": ms(_percentile(added, 0.99)),
             "to_upstream_p50_ms": ms(_percentile(before_upstream, 0.5)),
+            "to_upstream_p99_ms": ms(_percentile(before_upstream, 0.99)),
+            "to_upstream_later_p50_ms": ms(_percentile(later_before, 0.5)),
+            "to_upstream_later_p99_ms": ms(_percentile(later_before, 0.99)),
             "from_upstream_p50_ms": ms(_percentile(after_upstream, 0.5)),
+            "from_upstream_p99_ms": ms(_percentile(after_upstream, 0.99)),
             "gap_p50_ms": ms(_hist_percentile(gaps, 0.5)),
             "gap_p99_ms": ms(_hist_percentile(gaps, 0.99)),
             "gap_max_ms": ms(max(gaps) / 10000 if gaps else None),
