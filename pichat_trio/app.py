@@ -28,6 +28,7 @@ from .services.chat import ChatService
 from .services.conversations import ConversationService
 from .services.db import Database
 from .services.fanout import Fanout
+from .services.preconnect import Preconnect
 from .services.settings import SettingsService
 from .services.speech import SpeechService
 from .settings import Settings
@@ -64,6 +65,8 @@ class App:
         self.chat = chat
         self.speech_engine = speech_engine
         self.connections: set[Connection] = set()
+        self.preconnect: Preconnect | None = None
+        """Told the number of clients as they connect, when ``AI_PRECONNECT`` is on."""
         self.draining = False
         self.pacer = FramePacer(settings.frame_seconds) if settings.frame_seconds > 0 else None
         self._limits = ConnectionLimits(
@@ -79,6 +82,12 @@ class App:
         return Connection(
             user, self.router, self.hub, self._limits, accepting=lambda: not self.draining
         )
+
+    def opened(self, connection: Connection) -> None:
+        """A client is connected: counted, and upstream connections got ready for it."""
+        self.connections.add(connection)
+        if self.preconnect is not None:
+            self.preconnect.clients(len(self.connections))
 
     async def ready(self) -> bool:
         try:
@@ -163,6 +172,9 @@ async def open_app(settings: Settings, *, migrate: bool | None = None) -> AsyncI
             await nursery.start(chat.exchanges.run)
             await nursery.start(chat.finishes.run)
             app = App(settings, db, hub, router, auth, chat, speech_name)
+            if settings.ai_preconnect > 0:
+                app.preconnect = Preconnect(model, settings.ai_preconnect)
+                nursery.start_soon(app.preconnect.run)
             if app.pacer is not None:
                 nursery.start_soon(app.pacer.run)
             yield app

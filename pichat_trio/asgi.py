@@ -92,7 +92,7 @@ class AsgiApp:
             await _refuse(send, 401, "missing or wrong token")
             return
         connection = self.app.connection(user)
-        self.app.connections.add(connection)
+        self.app.opened(connection)
         try:
             await send({"type": "websocket.accept"})
             frames = DirectFrames.for_send(send)

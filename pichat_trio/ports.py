@@ -84,6 +84,11 @@ class ChatModel(Protocol):
 
     def stream_reply(self, request: ChatRequest) -> AsyncGenerator[ChatDelta, None]: ...
 
+    async def preconnect(self, streams: int) -> int:
+        """Get ready for ``streams`` answers at once (open connections); how many
+        connections it opened. Raises ``UpstreamUnavailable`` when it cannot."""
+        ...
+
     async def aclose(self) -> None: ...
 
 

@@ -70,6 +70,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("AI_CONNECT_TIMEOUT", "5", "seconds to connect to the AI service"),
     Variable("AI_READ_TIMEOUT", "30", "seconds of upstream silence before a stream fails"),
     Variable("AI_MAX_ATTEMPTS", "3", "attempts per answer before the first token (retries)"),
+    Variable(
+        "AI_PRECONNECT",
+        "256",
+        "AI connections kept ready for the connected clients (at most this many); 0 = off",
+    ),
     Variable("AI_HISTORY_TOKENS", "6000", "history budget sent upstream (estimated tokens)"),
     Variable("AI_MAX_TOKENS", "0", "max_tokens per answer; 0 leaves it to the service"),
     Variable("ECHO_TOKENS_PER_SECOND", "30", "pace of the offline echo model; 0 = no delay"),
@@ -131,6 +136,7 @@ class Settings:
     ai_connect_timeout: float = 5.0
     ai_read_timeout: float = 30.0
     ai_max_attempts: int = 3
+    ai_preconnect: int = 256
     ai_history_tokens: int = 6000
     ai_max_tokens: int | None = None
     echo_tokens_per_second: float = 30.0
@@ -297,6 +303,7 @@ def load_settings(
         "ai_connect_timeout": _float("AI_CONNECT_TIMEOUT", get("AI_CONNECT_TIMEOUT"), 0.1, 600),
         "ai_read_timeout": _float("AI_READ_TIMEOUT", get("AI_READ_TIMEOUT"), 0.1, 3600),
         "ai_max_attempts": _int("AI_MAX_ATTEMPTS", get("AI_MAX_ATTEMPTS"), 1, 10),
+        "ai_preconnect": _int("AI_PRECONNECT", get("AI_PRECONNECT"), 0, 512),
         "ai_history_tokens": _int("AI_HISTORY_TOKENS", get("AI_HISTORY_TOKENS"), 100, 2_000_000),
         "ai_max_tokens": max_tokens or None,
         "echo_tokens_per_second": _float(

@@ -403,3 +403,67 @@ async def test_a_burst_of_new_connections_looks_the_name_up_once(nursery: trio.N
         trio.socket.set_custom_hostname_resolver(None)
     assert server.accepted == 5  # five connections at once...
     assert lookups == [b"upstream.test"]  # ...one lookup
+
+
+async def test_preconnect_opens_the_connections_requests_then_use(nursery: trio.Nursery) -> None:
+    server = await start_server(nursery, keep_alive)
+    pool = KeepAliveTransport(max_connections=4)
+    url = httpx.URL(server.url)
+    try:
+        assert await pool.preconnect(url, 3, within=5) == 3
+        assert await pool.preconnect(url, 3, within=5) == 0  # three are open already
+
+        async def post() -> None:
+            response = await pool.post(url, {}, b"{}", {})
+            assert await response.aread() == b"hello"
+
+        async with trio.open_nursery() as posts:
+            for _ in range(3):
+                posts.start_soon(post)
+        assert await pool.preconnect(url, 10, within=5) == 1  # never past max_connections
+    finally:
+        await pool.aclose()
+    assert len(server.requests) == 3
+    assert server.accepted == 4  # three opened ahead and used, one more up to the limit
+
+
+async def test_preconnect_counts_connections_in_use(nursery: trio.Nursery) -> None:
+    release, both_in = trio.Event(), trio.Event()
+
+    async def slow(stream: trio.SocketStream, server: Server) -> None:
+        await server.read_request(stream)
+        if len(server.requests) == 2:
+            both_in.set()
+        await release.wait()
+        await stream.send_all(OK_LENGTH)
+
+    server = await start_server(nursery, slow)
+    pool = KeepAliveTransport()
+    url = httpx.URL(server.url)
+
+    async def post() -> None:
+        response = await pool.post(url, {}, b"{}", {})
+        assert await response.aread() == b"hello"
+
+    try:
+        async with trio.open_nursery() as posts:
+            for _ in range(2):
+                posts.start_soon(post)
+            await both_in.wait()
+            assert await pool.preconnect(url, 3, within=5) == 1  # two are carrying requests
+            release.set()
+    finally:
+        await pool.aclose()
+    assert server.accepted == 3
+
+
+async def test_preconnect_to_a_closed_port_raises_connect_error() -> None:
+    with socket.socket() as sock:  # a port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    pool = KeepAliveTransport()
+    try:
+        with pytest.raises(httpx.ConnectError):
+            await pool.preconnect(httpx.URL(f"http://127.0.0.1:{port}/"), 3, within=5)
+    finally:
+        await pool.aclose()

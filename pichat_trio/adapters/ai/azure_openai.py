@@ -55,6 +55,7 @@ class AzureOpenAIChatModel(HttpChatModel):
         self._deployments = ModelMap(deployments, default_model)
         super().__init__(client=client, timeout=timeout, retry=retry)
         base = endpoint.rstrip("/")
+        self._origin_url = httpx.URL(base)
         version = quote(api_version, safe="")
         self._url_prefix = f"{base}/openai/deployments/"
         self._url_suffix = f"/chat/completions?api-version={version}"

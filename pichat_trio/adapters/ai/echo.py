@@ -49,6 +49,10 @@ class EchoChatModel:
     async def aclose(self) -> None:
         """Nothing to release."""
 
+    async def preconnect(self, streams: int) -> int:
+        """Nothing to connect to."""
+        return 0
+
     async def stream_reply(self, request: ChatRequest) -> AsyncGenerator[ChatDelta, None]:
         tokens = _TOKEN.findall(echo_text(request))
         finish: FinishReason = "stop"

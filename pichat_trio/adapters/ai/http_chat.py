@@ -118,6 +118,8 @@ class HttpChatModel:
         self._pool = self._client.pool if isinstance(self._client, PooledClient) else None
         self._timeouts = self._timeout.as_dict()
         self._urls: dict[str, httpx.URL] = {}
+        self._origin_url: httpx.URL | None = None
+        """Where ``preconnect`` opens connections; a provider sets it."""
 
     def _build_call(self, request: ChatRequest) -> HttpCall:
         raise NotImplementedError
@@ -140,6 +142,23 @@ class HttpChatModel:
             yield response
         finally:
             await response.aclose()
+
+    async def preconnect(self, streams: int) -> int:
+        """Have connections to the service open for ``streams`` answers at once
+        (``KeepAliveTransport.preconnect``); returns how many were opened.
+
+        Nothing to do (0) for a client of the caller's own, which pools its
+        connections its own way. Raises ``UpstreamUnavailable`` when the
+        service cannot be reached.
+        """
+        if self._pool is None or self._origin_url is None:
+            return 0
+        try:
+            return await self._pool.preconnect(
+                self._origin_url, streams, float(self._timeout.connect or 10.0)
+            )
+        except httpx.HTTPError as exc:
+            raise failure_for_exception(exc, provider=self.name, mid_stream=False).error from exc
 
     async def aclose(self) -> None:
         """Close the client if this model created it; idempotent."""

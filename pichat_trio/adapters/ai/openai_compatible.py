@@ -48,6 +48,7 @@ class OpenAICompatibleChatModel(HttpChatModel):
         self._models = ModelMap(models, default_model)
         super().__init__(client=client, timeout=timeout, retry=retry)
         self._url = f"{base_url.rstrip('/')}/chat/completions"
+        self._origin_url = httpx.URL(base_url)
         self._headers = dict(STREAM_HEADERS)
         if api_key:
             self._headers["authorization"] = f"Bearer {api_key}"

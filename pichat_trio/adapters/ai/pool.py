@@ -62,6 +62,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         self._ssl_context = ssl_context or httpx.create_ssl_context()
         self._keepalive_expiry = keepalive_expiry
         self._slots = trio.Semaphore(max_connections)
+        self._max_connections = max_connections
         self._max_idle = max_connections
         self._idle: dict[_Origin, list[_Connection]] = {}
         self._idle_count = 0
@@ -156,6 +157,55 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
                 await connection.close()
                 raise
             return head, first, connection
+
+    @property
+    def in_use(self) -> int:
+        """Connections carrying a request now."""
+        return self._max_connections - self._slots.value
+
+    async def preconnect(self, url: httpx.URL, total: int, within: float, at_once: int = 8) -> int:
+        """Open connections to ``url``'s origin, ``at_once`` at a time, until ``total``
+        are open there (in use or kept idle; never more than ``max_connections``).
+
+        The requests that come next find a connection ready: a new one costs a
+        request its TCP (and TLS) handshake, and in a burst of first requests
+        a trip through the scheduler each. Returns how many were opened; a
+        connection that cannot be opened within ``within`` seconds ends it
+        with httpx's error. Opened connections are kept like returned ones.
+        """
+        origin = _origin(url)
+        need = min(total, self._max_connections) - self.in_use - len(self._idle.get(origin, ()))
+        opened = 0
+        failures: list[httpx.HTTPError] = []
+
+        async def open_some(count: int) -> None:
+            nonlocal opened
+            for _ in range(count):
+                if failures:
+                    return
+                try:
+                    connection = await _Connection.open(
+                        origin, self._ssl_context, within, self._addresses
+                    )
+                except httpx.HTTPError as exc:
+                    failures.append(exc)
+                    return
+                if self._closed or self._idle_count >= self._max_idle:
+                    await connection.close()
+                    return
+                connection.expires_at = trio.current_time() + self._keepalive_expiry
+                self._idle.setdefault(origin, []).append(connection)
+                self._idle_count += 1
+                opened += 1
+
+        if need > 0 and not self._closed:
+            async with trio.open_nursery() as nursery:
+                workers = min(at_once, need)
+                for i in range(workers):
+                    nursery.start_soon(open_some, need // workers + (i < need % workers))
+        if failures:
+            raise failures[0]
+        return opened
 
     def _take_idle(self, origin: _Origin) -> _Connection | None:
         idle = self._idle.get(origin)
