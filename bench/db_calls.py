@@ -2,7 +2,8 @@
 
     .venv/bin/python bench/db_calls.py [--calls 200]
 
-Prints the mean time of ``start_exchanges`` (storing a ``send_message``) and
+Prints the mean time of ``start_exchanges`` (storing a ``send_message``: in a
+new conversation, and in one that has messages, whose history is read) and
 of ``finish_messages`` (an answer's final write), each with one request per
 call (a message alone) and with all requests in one call (messages sent, or
 answers ending, at the same moment, as the group commit stores them).
@@ -66,6 +67,11 @@ def main(argv: list[str] | None = None) -> int:
             ]
             ending = [ends[i : i + size] for i in range(0, len(ends), size)]
             figures["finish_messages", name] = timed(ending, repo.finish_messages)
+            follow_ups = [  # the same conversations' second messages: each has a history
+                models.ExchangeRequest(user.id, r.conversation_id, "and then?") for r in asked
+            ]
+            batches = [follow_ups[i : i + size] for i in range(0, len(follow_ups), size)]
+            figures["start_exchanges, with history", name] = timed(batches, repo.start_exchanges)
         engine.dispose()
     for (call, name), seconds in figures.items():
         print(f"{call}, {name}: {seconds * 1e3:.2f} ms per message")
