@@ -5,6 +5,11 @@ connections, and each connection's outbox queues it. Encoding happens once
 per event, not once per connection. ``TokenFrame`` is the hot path: one per
 upstream token, mergeable with the next token of the same message when an
 outbox falls behind.
+
+An event's text may also be several frames' texts (a tuple) that go out
+together, in order, in one write: the events that end an answer, for
+example. They are separate WebSocket messages on the wire; only the
+system calls (and the client's reads) are shared.
 """
 
 from __future__ import annotations
@@ -13,7 +18,10 @@ from typing import Any
 
 import msgspec
 
-__all__ = ["Frame", "TokenFrame", "encode_event", "frame_for"]
+__all__ = ["Frame", "Texts", "TokenFrame", "encode_event", "frame_for"]
+
+Texts = str | tuple[str, ...]
+"""One frame's JSON text, or several frames' texts to be written together, in order."""
 
 _encode = msgspec.json.Encoder().encode
 
@@ -38,13 +46,13 @@ class Frame:
     __slots__ = ("origin", "origin_text", "text")
 
     def __init__(
-        self, text: str | None, origin: str | None = None, origin_text: str | None = None
+        self, text: Texts | None, origin: str | None = None, origin_text: Texts | None = None
     ) -> None:
         self.text = text
         self.origin = origin
         self.origin_text = origin_text
 
-    def text_for(self, connection_id: str) -> str | None:
+    def text_for(self, connection_id: str) -> Texts | None:
         if self.origin is not None and connection_id == self.origin:
             return self.origin_text
         return self.text
@@ -98,4 +106,8 @@ def frame_for(wire: bytes) -> Frame | TokenFrame:
     kind, a, b, c = msgspec.json.decode(wire)
     if kind == 1:
         return TokenFrame(a, b, c)
-    return Frame(a, b, c)
+    return Frame(_texts(a), b, _texts(c))
+
+
+def _texts(value: str | list[str] | None) -> Texts | None:
+    return tuple(value) if isinstance(value, list) else value

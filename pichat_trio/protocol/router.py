@@ -18,7 +18,7 @@ from functools import partial
 from typing import Any, Protocol
 
 from ..errors import PichatError, UpstreamUnavailable
-from ..events import encode_event
+from ..events import Texts, encode_event
 from ..models import User
 from ..services.chat import ChatService
 from ..services.conversations import ConversationService
@@ -45,8 +45,8 @@ class Peer(Protocol):
     @property
     def user(self) -> User: ...
 
-    def send(self, text: str) -> None:
-        """Queue a frame for this connection alone."""
+    def send(self, text: Texts) -> None:
+        """Queue a frame (or frames, written together) for this connection alone."""
 
     def check_capacity(self) -> None:
         """Raise ``Busy`` (or ``UpstreamUnavailable`` while draining) if ``spawn`` would."""
@@ -72,6 +72,10 @@ class _Call:
 
     def reply(self, action: str, payload: Any) -> None:
         self.peer.send(encode_event(action, payload, self.origin.request_id))
+
+    def reply_with(self, action: str, payload: Any, after: str) -> None:
+        """``reply``, and the frame ``after`` written together with it."""
+        self.peer.send((encode_event(action, payload, self.origin.request_id), after))
 
 
 Handler = Callable[[_Call, Any], Awaitable[None]]
@@ -187,7 +191,7 @@ class Router:
             is_audio=p.is_audio or audio_file is not None,
             audio_file=audio_file,
             spawn=call.peer.spawn,
-            reply=partial(call.reply, "message_sent"),
+            reply=partial(call.reply_with, "message_sent"),
         )
 
     async def _store_audio(self, call: _Call, audio_data: str) -> str:

@@ -94,6 +94,7 @@ class Generation:
     settled: trio.Event = field(default_factory=trio.Event)  # stored, or failed
     failure: Exception | None = None  # why the store failed
     question: Message | None = None  # the stored user message, for the other devices
+    typing: str = ""  # the typing_indicator frame the requester got with message_sent
 
 
 class ChatService:
@@ -143,13 +144,15 @@ class ChatService:
         is_audio: bool = False,
         audio_file: str | None = None,
         spawn: Callable[..., None],
-        reply: Callable[[Message], None],
+        reply: Callable[[Message, str], None],
     ) -> None:
         """Store the user's message and start its answer; returns once it is stored.
 
         The answer's task is started (``spawn`` puts it in the requester's
         connection nursery) and the message queued for storing in one step.
-        The task waits for the store, calls ``reply(message)`` and streams
+        The task waits for the store, calls ``reply(message, typing)`` (the
+        requester's reply, and the ``typing_indicator`` frame to write with
+        it) and streams
         the answer, so the answer starts in the scheduler round that sees
         the store end, not a round later (a round is every runnable task:
         15-35 ms when 200 messages arrive together). If ``spawn`` refuses,
@@ -183,7 +186,7 @@ class ChatService:
         if generation.failure is not None:
             raise generation.failure
 
-    async def _answer(self, generation: Generation, reply: Callable[[Message], None]) -> None:
+    async def _answer(self, generation: Generation, reply: Callable[[Message, str], None]) -> None:
         assert generation.ticket is not None
         try:
             exchange = await self.exchanges.result(generation.ticket)
@@ -199,9 +202,15 @@ class ChatService:
         generation.message_id = exchange.answer.id
         generation.request = self._prompt(exchange.settings, exchange.history)
         message = exchange.user_message
-        reply(message)  # before settled: ahead of any reply to the connection's next frame
+        typing = encode_event(
+            "typing_indicator", {"conversation_id": generation.conversation_id, "is_typing": True}
+        )
+        # Before settled: ahead of any reply to the connection's next frame. The
+        # other devices get new_message and the same typing_indicator (generate).
+        reply(message, typing)
         generation.settled.set()
         generation.question = message
+        generation.typing = typing
         await self.generate(generation)
 
     async def _wait_for_an_ended_answer(self, conversation_id: str) -> None:
@@ -262,23 +271,13 @@ class ChatService:
         Whatever ends it once the message is stored (the other devices'
         ``new_message`` included), the answer gets its final frame and write.
         """
-        origin = generation.origin
-        user_id = origin.user.id
         finish = "interrupted"
         failure: PichatError | None = None
         try:
             with generation.scope:
                 try:
                     assert generation.request is not None
-                    if generation.question is not None:  # the user's other devices
-                        await self._fanout.to_others(
-                            origin, "new_message", {"message": generation.question}
-                        )
-                    await self._fanout.to_user(
-                        user_id,
-                        "typing_indicator",
-                        {"conversation_id": generation.conversation_id, "is_typing": True},
-                    )
+                    await self._started(generation)
                     finish = await self._stream(generation, generation.request)
                 except PichatError as error:
                     finish, failure = "error", error
@@ -297,6 +296,12 @@ class ChatService:
                     await self._finish(generation, finish, failure)
                 finally:
                     self._release(generation)
+
+    async def _started(self, generation: Generation) -> None:
+        """``new_message`` and ``typing_indicator`` to the user's other devices, in one
+        write each; the requester had the typing frame with its ``message_sent``."""
+        new = encode_event("new_message", {"message": generation.question})
+        await self._fanout.texts_to_others(generation.origin, (new, generation.typing))
 
     def _prompt(self, settings: Settings, history: Sequence[Turn]) -> ChatRequest:
         """The request for the model: personality, then history within the budget."""
@@ -383,14 +388,19 @@ class ChatService:
         if failure is not None:
             await self._tell_requester(origin, failure)
         stored = await self._store_final(generation, content, status)
-        if stored is not None:
-            message, conversation = stored
-            await self._fanout.to_user(user_id, "new_message", {"message": message})
-        await self._fanout.to_user(
-            user_id, "typing_indicator", {"conversation_id": conversation_id, "is_typing": False}
+        typing = {"conversation_id": conversation_id, "is_typing": False}
+        if stored is None:
+            await self._fanout.to_user(user_id, "typing_indicator", typing)
+            return
+        message, conversation = stored
+        await self._fanout.to_user_together(  # one write per connection
+            user_id,
+            [
+                ("new_message", {"message": message}),
+                ("typing_indicator", typing),
+                ("conversation_updated", conversation),
+            ],
         )
-        if stored is not None:
-            await self._fanout.to_user(user_id, "conversation_updated", conversation)
 
     async def _store_final(
         self, generation: Generation, content: str, status: MessageStatus

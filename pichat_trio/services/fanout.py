@@ -6,10 +6,11 @@ use it to address events without knowing what a connection is.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..events import Frame, encode_event
+from ..events import Frame, Texts, encode_event
 from ..models import User
 from ..ports import Hub
 
@@ -37,9 +38,16 @@ class Fanout:
 
     async def to_others(self, origin: Origin, action: str, payload: Any) -> None:
         """Every connection of the user but the requester's."""
-        await self.hub.publish(
-            origin.user.id, Frame(encode_event(action, payload), origin.connection_id, None)
-        )
+        await self.texts_to_others(origin, encode_event(action, payload))
+
+    async def texts_to_others(self, origin: Origin, texts: Texts) -> None:
+        """Encoded events for every connection of the user but the requester's."""
+        await self.hub.publish(origin.user.id, Frame(texts, origin.connection_id, None))
 
     async def to_user(self, user_id: str, action: str, payload: Any) -> None:
         await self.hub.publish(user_id, Frame(encode_event(action, payload)))
+
+    async def to_user_together(self, user_id: str, events: Sequence[tuple[str, Any]]) -> None:
+        """Several events ``(action, payload)`` for every connection of the user, in
+        order, each connection's written in one go."""
+        await self.hub.publish(user_id, Frame(tuple(encode_event(a, p) for a, p in events)))

@@ -28,6 +28,7 @@ from typing import Any
 import trio
 
 from ..errors import Busy, RateLimited, UpstreamUnavailable
+from ..events import Texts
 from ..models import User
 from ..ports import Hub
 from ..protocol.errors import error_frame, error_frame_for
@@ -46,7 +47,7 @@ _CLOSE_WAIT_SECONDS = 5.0  # after our close frame, how long the peer has to ans
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Ping = Callable[[], Awaitable[None]]
-SendText = Callable[[str], Awaitable[None]]
+SendText = Callable[[Texts], Awaitable[None]]
 
 
 class ConnectionLimits:
@@ -128,7 +129,7 @@ class Connection:
     def deliver(self, frame: object) -> None:
         self._outbox.put(frame)
 
-    def send(self, text: str) -> None:
+    def send(self, text: Texts) -> None:
         self._outbox.put(text)
 
     def ping(self) -> None:
@@ -265,7 +266,7 @@ class Connection:
                         continue
                     return  # idle: the next frame starts a new writer
                 outbox.sending_since = now = trio.current_time()
-                if isinstance(text, str):
+                if isinstance(text, str | tuple):
                     if outbox.streaming:  # pacing counts token frames only
                         outbox.last_sent = now
                     await send_text(text)
@@ -284,5 +285,6 @@ class Connection:
                 self._nursery.cancel_scope.deadline = trio.current_time() + _CLOSE_WAIT_SECONDS
 
 
-async def _send_text_by_asgi(send: Send, text: str) -> None:
-    await send({"type": "websocket.send", "text": text})
+async def _send_text_by_asgi(send: Send, text: Texts) -> None:
+    for one in (text,) if isinstance(text, str) else text:
+        await send({"type": "websocket.send", "text": one})

@@ -47,7 +47,9 @@ from hypercorn.protocol.ws_stream import ASGIWebsocketState, WSStream
 from hypercorn.trio.tcp_server import TCPServer
 from wsproto.connection import ConnectionState
 
-__all__ = ["DirectFrames", "text_frame"]
+from ..events import Texts
+
+__all__ = ["DirectFrames", "text_frame", "text_frames"]
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -68,6 +70,13 @@ def text_frame(text: str) -> bytes:
     if size < 65536:
         return _MEDIUM.pack(_FIN_TEXT, 126, size) + payload
     return _LONG.pack(_FIN_TEXT, 127, size) + payload
+
+
+def text_frames(texts: Texts) -> bytes:
+    """``text_frame`` of one text, or of several, one after the other."""
+    if isinstance(texts, str):
+        return text_frame(texts)
+    return b"".join(map(text_frame, texts))
 
 
 class _SendLock:
@@ -131,8 +140,8 @@ class DirectFrames:
         setattr(server, "send_lock", ours)  # noqa: B010 - it is typed as a trio.Lock
         return cls(ws, ours, stream, send)
 
-    def write_now(self, text: str) -> bytes | None:
-        """Write ``text``'s frame now, without waiting, if nothing else is writing.
+    def write_now(self, text: Texts) -> bytes | None:
+        """Write ``text``'s frame (or frames) now, without waiting, if nothing else is writing.
 
         None: nothing was written (the socket is busy, full, broken or the
         WebSocket is closing); send it with ``send_text`` in turn. Otherwise
@@ -145,7 +154,7 @@ class DirectFrames:
         fd = self._socket.fileno()  # -1 once hypercorn closed the socket
         if fd < 0:
             return None
-        data = text_frame(text)
+        data = text_frames(text)
         try:
             sent = os.write(fd, data)
         except OSError:  # full (BlockingIOError) or broken: the usual path decides
@@ -169,17 +178,19 @@ class DirectFrames:
         finally:
             self._lock.release()
 
-    async def send_text(self, text: str) -> None:
-        """Send ``text``'s frame: written at once if it can be (``write_now``), else
-        through hypercorn's locked send, which waits for the socket."""
+    async def send_text(self, text: Texts) -> None:
+        """Send ``text``'s frame (or frames): written at once if it can be
+        (``write_now``), else through hypercorn's locked send, which waits for
+        the socket."""
         if not self._open():
             # Closing or closed: hypercorn decides (it drops sends after close).
-            await self._asgi_send({"type": "websocket.send", "text": text})
+            for one in (text,) if isinstance(text, str) else text:
+                await self._asgi_send({"type": "websocket.send", "text": one})
             return
         rest = self.write_now(text)
         if rest is None:  # busy, full or broken: hypercorn's send waits, or sees the break
             ws = self._ws
-            await ws.send(Data(stream_id=ws.stream_id, data=text_frame(text)))
+            await ws.send(Data(stream_id=ws.stream_id, data=text_frames(text)))
         elif rest:
             await self.send_rest(rest)
 

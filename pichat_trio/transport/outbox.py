@@ -26,7 +26,7 @@ from collections.abc import Callable
 
 import trio
 
-from ..events import TokenFrame
+from ..events import Texts, TokenFrame
 from .pacer import FramePacer
 
 __all__ = ["MERGE_SECONDS", "PING", "Outbox"]
@@ -95,10 +95,10 @@ class Outbox:
         self._last_message: str | None = None  # of the last token frame taken
         self._on_stuck = on_stuck
         self._on_frame = on_frame  # a frame arrived and no writer waits: start one
-        self._frames: deque[str | bytes | TokenFrame | _Ping] | None = None
+        self._frames: deque[Texts | bytes | TokenFrame | _Ping] | None = None
         self._waiter: trio.lowlevel.Task | None = None
         self._closed = False
-        self.write_now: Callable[[str], bytes | None] | None = None
+        self.write_now: Callable[[Texts], bytes | None] | None = None
         """Writes a frame at once if it can; see the module docstring."""
 
     def __len__(self) -> int:
@@ -109,7 +109,7 @@ class Outbox:
         return self._closed
 
     def put(self, frame: object) -> None:
-        """Queue ``frame`` (an ``events.Frame``, ``TokenFrame`` or text); never blocks."""
+        """Queue ``frame`` (an ``events.Frame``, ``TokenFrame`` or ``Texts``); never blocks."""
         if self._closed:
             return
         frames = self._frames
@@ -121,8 +121,8 @@ class Outbox:
                 frames[-1] = tail.merged(frame)
                 self.merged += 1
                 return
-            item: str | TokenFrame | _Ping = frame
-        elif isinstance(frame, str):
+            item: Texts | TokenFrame | _Ping = frame
+        elif isinstance(frame, str | tuple):
             item = frame
         elif frame is PING:
             item = PING
@@ -148,7 +148,7 @@ class Outbox:
                     self.last_sent = now
                     self._last_message = item.message_id
                 self.streaming = True
-            elif isinstance(item, str):
+            elif isinstance(item, str | tuple):
                 rest = write_now(item)
                 self.streaming = False
             else:
@@ -199,13 +199,13 @@ class Outbox:
             self._closed = True
             self._wake()
 
-    def pop(self) -> str | bytes | _Ping | None:
-        """The next frame's text (or ``PING``, or the bytes left of a frame begun by
-        ``write_now``), or None when nothing is queued."""
+    def pop(self) -> Texts | bytes | _Ping | None:
+        """The next frame's text (or frames' texts, or ``PING``, or the bytes left of
+        frames begun by ``write_now``), or None when nothing is queued."""
         if not self._frames:
             return None
         item = self._frames.popleft()
-        if isinstance(item, str | _Ping):
+        if isinstance(item, str | tuple | _Ping):
             self.streaming = False
             return item
         if isinstance(item, bytes):
@@ -227,7 +227,7 @@ class Outbox:
 
         await trio.lowlevel.wait_task_rescheduled(abort)
 
-    async def get(self) -> str | bytes | _Ping | None:
+    async def get(self) -> Texts | bytes | _Ping | None:
         """The next frame's text (or ``PING``), waiting for one; None once closed and drained."""
         while True:
             text = self.pop()

@@ -518,16 +518,16 @@ async def test_a_failure_after_the_store_still_ends_the_answer(tmp_path):
     fake = FakeAzureOpenAI(behaviour=Behaviour(tokens=3, rate=0))
     async with run_with_fake_azure(tmp_path, fake) as (server, _), server.client() as client:
         fanout = server.app.chat._fanout
-        real_to_others = fanout.to_others
+        real_to_others = fanout.texts_to_others
         failures = []
 
-        async def failing_once(origin, action, payload):
-            if action == "new_message" and not failures:
-                failures.append(action)
+        async def failing_once(origin, texts):
+            if '"action":"new_message"' in texts[0] and not failures:
+                failures.append("new_message")
                 raise RuntimeError("the hub is gone")
-            await real_to_others(origin, action, payload)
+            await real_to_others(origin, texts)
 
-        fanout.to_others = failing_once
+        fanout.texts_to_others = failing_once
         with trio.fail_after(10):
             first = await ask(client, "a")
             conversation_id = first["conversation"]["id"]

@@ -114,3 +114,11 @@ def test_frames_address_the_origin_and_survive_the_wire():
     assert isinstance(again, Frame) and again.text_for("conn-a") == "mine"
     token = frame_for(TokenFrame("p", "m", "t").to_wire())
     assert isinstance(token, TokenFrame) and token.token == "t"
+
+
+def test_frames_written_together_survive_the_wire():
+    frame = Frame(("new", "typing"), origin="conn-a", origin_text=("sent", "typing"))
+    again = frame_for(frame.to_wire())
+    assert isinstance(again, Frame)
+    assert again.text_for("conn-a") == ("sent", "typing")
+    assert again.text_for("conn-b") == ("new", "typing")
