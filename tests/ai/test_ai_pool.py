@@ -467,3 +467,90 @@ async def test_preconnect_to_a_closed_port_raises_connect_error() -> None:
             await pool.preconnect(httpx.URL(f"http://127.0.0.1:{port}/"), 3, within=5)
     finally:
         await pool.aclose()
+
+
+def _tls_contexts() -> tuple[ssl.SSLContext, ssl.SSLContext]:
+    ca = trustme.CA()
+    server_context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    ca.issue_cert("localhost").configure_cert(server_context)
+    client_context = ssl.create_default_context()
+    ca.configure_trust(client_context)
+    return server_context, client_context
+
+
+async def test_a_stalled_tls_body_fails_at_the_read_timeout(
+    autojump_clock: MockClock, nursery: trio.Nursery
+) -> None:
+    server_context, client_context = _tls_contexts()
+
+    async def stall(stream: trio.SocketStream) -> None:
+        ssl_stream = trio.SSLStream(stream, server_context, server_side=True)
+        with contextlib.suppress(trio.BrokenResourceError):
+            await Server().read_request(ssl_stream)
+            await ssl_stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 10\r\n\r\nhel")
+            await trio.sleep_forever()
+
+    listeners = await nursery.start(partial(trio.serve_tcp, stall, 0, host="127.0.0.1"))
+    port = listeners[0].socket.getsockname()[1]
+    pool = KeepAliveTransport(ssl_context=client_context)
+    try:
+        response = await pool.post(
+            httpx.URL(f"https://localhost:{port}/x"), {}, b"{}", {"read": 4.0}
+        )
+        start = trio.current_time()
+        with pytest.raises(httpx.ReadTimeout):
+            await response.aread()
+        assert trio.current_time() - start == pytest.approx(4.0)
+        await response.aclose()
+    finally:
+        await pool.aclose()
+
+
+async def test_each_read_keeps_its_own_deadline(
+    autojump_clock: MockClock, nursery: trio.Nursery
+) -> None:
+    """Three streams on one pool: one sends a byte a second for 20 s, two stall.
+    The stalled ones fail at their own read timeouts (one shorter than the
+    deadline the pool was already waiting for); the live one is untouched,
+    and its connection goes back to the pool."""
+
+    async def serve(stream: trio.SocketStream, server: Server) -> None:
+        head = await server.read_request(stream)
+        if b"/live" not in head:
+            await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n")
+            await trio.sleep_forever()
+        await stream.send_all(b"HTTP/1.1 200 OK\r\nContent-Length: 20\r\n\r\n")
+        for _ in range(20):
+            await trio.sleep(1)
+            await stream.send_all(b"x")
+        await server.read_request(stream)  # the connection is reused
+        await stream.send_all(OK_LENGTH)
+
+    server = await start_server(nursery, serve)
+    pool = KeepAliveTransport()
+    base = f"http://127.0.0.1:{server.port}"
+    failed: dict[str, float] = {}
+
+    async def stalled(path: str, read: float, after: float) -> None:
+        await trio.sleep(after)
+        response = await pool.post(httpx.URL(base + path), {}, b"{}", {"read": read})
+        start = trio.current_time()
+        with pytest.raises(httpx.ReadTimeout):
+            await response.aread()
+        failed[path] = trio.current_time() - start
+        await response.aclose()
+
+    try:
+        async with trio.open_nursery() as streams:
+            streams.start_soon(stalled, "/long", 10.0, 0.0)
+            streams.start_soon(stalled, "/short", 3.0, 1.0)  # due before /long's deadline
+            live = await pool.post(httpx.URL(base + "/live"), {}, b"{}", {"read": 5.0})
+            assert await live.aread() == b"x" * 20
+            await live.aclose()
+        assert failed == {"/long": pytest.approx(10.0), "/short": pytest.approx(3.0)}
+        again = await pool.post(httpx.URL(base + "/live"), {}, b"{}", {"read": 5.0})
+        assert await again.aread() == b"hello"
+        await again.aclose()
+    finally:
+        await pool.aclose()
+    assert server.accepted == 3  # the live connection carried the second request

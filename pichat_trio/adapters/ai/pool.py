@@ -68,6 +68,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         self._idle_count = 0
         self._closed = False
         self._addresses = _Addresses()
+        self._deadlines = _ReadDeadlines()
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -143,7 +144,11 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
             reused = connection is not None
             if connection is None:
                 connection = await _Connection.open(
-                    origin, self._ssl_context, _seconds(timeouts.get("connect")), self._addresses
+                    origin,
+                    self._ssl_context,
+                    _seconds(timeouts.get("connect")),
+                    self._addresses,
+                    self._deadlines,
                 )
             try:
                 await connection.send(message, _seconds(timeouts.get("write")))
@@ -185,7 +190,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
                     return
                 try:
                     connection = await _Connection.open(
-                        origin, self._ssl_context, within, self._addresses
+                        origin, self._ssl_context, within, self._addresses, self._deadlines
                     )
                 except httpx.HTTPError as exc:
                     failures.append(exc)
@@ -242,25 +247,42 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
 class _Connection:
     """One HTTP/1.1 connection: a trio stream, maybe TLS, and the bytes read past a head."""
 
-    __slots__ = ("expires_at", "raw", "received", "socket", "stream")
+    __slots__ = (
+        "deadlines",
+        "expires_at",
+        "raw",
+        "received",
+        "socket",
+        "stream",
+        "timed_out",
+    )
 
     def __init__(
         self,
         stream: trio.abc.Stream,
         socket: trio.socket.SocketType,
-        raw: socket.socket | None = None,
+        raw: socket.socket | None,
+        deadlines: _ReadDeadlines,
     ) -> None:
         self.stream = stream
         self.socket = socket
         self.raw = raw
         """The socket itself, read directly when the stream is plain TCP."""
+        self.deadlines = deadlines
+        self.timed_out = False
+        """A read outlived its deadline; the connection is done."""
         self.expires_at = math.inf
         self.received = 0
         """Bytes received for the current request."""
 
     @classmethod
     async def open(
-        cls, origin: _Origin, ssl_context: ssl.SSLContext, within: float, addresses: _Addresses
+        cls,
+        origin: _Origin,
+        ssl_context: ssl.SSLContext,
+        within: float,
+        addresses: _Addresses,
+        deadlines: _ReadDeadlines,
     ) -> _Connection:
         scheme, host, port = origin
         hostname = host.decode("ascii")
@@ -275,7 +297,7 @@ class _Connection:
                     )
                     await stream.do_handshake()
                     raw = None
-                return cls(stream, tcp.socket, raw)
+                return cls(stream, tcp.socket, raw, deadlines)
             except _IO_ERRORS as exc:
                 if stream is not None:
                     await trio.aclose_forcefully(stream)
@@ -305,39 +327,49 @@ class _Connection:
         raise httpx.WriteTimeout("the request could not be sent in time")
 
     async def receive(self, within: float) -> bytes:
-        """Some bytes; ``b""`` when the server closed its side."""
-        raw = self.raw
-        if raw is None:
-            return await self._receive_from_stream(within)
-        deadline = trio.current_time() + within
-        while True:
-            with trio.CancelScope(deadline=deadline) as scope:
+        """Some bytes; ``b""`` when the server closed its side.
+
+        Nothing for ``within`` seconds is ``httpx.ReadTimeout``: the read's
+        deadline is kept by ``_ReadDeadlines``, not by a cancel scope.
+        """
+        deadlines = self.deadlines
+        deadlines.add(self, trio.current_time() + within)
+        try:
+            raw = self.raw
+            if raw is None:
+                return await self._receive_from_stream()
+            while True:
                 try:
                     await trio.lowlevel.wait_readable(raw)
                 except trio.ClosedResourceError as exc:
+                    raise self._read_error(exc) from None
+                try:
+                    data = raw.recv(_READ_SIZE)
+                except BlockingIOError:
+                    continue  # woken, yet nothing to read after all
+                except OSError as exc:
                     raise httpx.ReadError(_describe(exc)) from exc
-            if scope.cancelled_caught:
-                raise httpx.ReadTimeout("the AI service sent nothing in time")
-            try:
-                data = raw.recv(_READ_SIZE)
-            except BlockingIOError:
-                continue  # woken, yet nothing to read after all
-            except OSError as exc:
-                raise httpx.ReadError(_describe(exc)) from exc
-            self.received += len(data)
-            return data
+                self.received += len(data)
+                return data
+        finally:
+            deadlines.discard(self)
 
-    async def _receive_from_stream(self, within: float) -> bytes:
-        with trio.CancelScope(deadline=trio.current_time() + within):
-            try:
-                data = await self.stream.receive_some(_READ_SIZE)
-                if type(data) is not bytes:  # TLS gives a bytearray
-                    data = bytes(data)
-            except _IO_ERRORS as exc:
-                raise httpx.ReadError(_describe(exc)) from exc
-            self.received += len(data)
-            return data
-        raise httpx.ReadTimeout("the AI service sent nothing in time")
+    async def _receive_from_stream(self) -> bytes:
+        try:
+            data = await self.stream.receive_some(_READ_SIZE)
+        except _IO_ERRORS as exc:
+            raise self._read_error(exc) from None
+        if type(data) is not bytes:  # TLS gives a bytearray
+            data = bytes(data)
+        self.received += len(data)
+        return data
+
+    def _read_error(self, exc: BaseException) -> httpx.TransportError:
+        if self.timed_out:
+            return httpx.ReadTimeout("the AI service sent nothing in time")
+        error = httpx.ReadError(_describe(exc))
+        error.__cause__ = exc
+        return error
 
     async def read_head(self, within: float) -> tuple[ResponseHead, bytes]:
         """The response head, and the body bytes that came with it."""
@@ -361,6 +393,63 @@ class _Connection:
     def close_now(self) -> None:
         """Close without waiting (no TLS goodbye): for idle connections found dead or old."""
         self.socket.close()
+
+
+class _ReadDeadlines:
+    """The read timeout of every connection of a pool that is waiting for bytes.
+
+    A cancel scope with a deadline around each wait cost about 5 us a read
+    (its entry in trio's deadline heap, its status object, its exit): a
+    tenth of a token's CPU at 200 streams. Here a waiting read is an entry
+    in a dict, and one task sleeps until the earliest deadline; a read
+    still waiting then is woken by ``notify_closing`` on its socket
+    (``ClosedResourceError`` in the read, which reports ``ReadTimeout``),
+    and its connection is closed, as ``notify_closing`` requires.
+
+    The task is a trio system task, started by the first read; it sleeps
+    while nothing is waiting and ends with the trio run.
+    """
+
+    __slots__ = ("_idle", "_sleep", "_started", "_target", "_waiting")
+
+    def __init__(self) -> None:
+        self._waiting: dict[_Connection, float] = {}
+        self._started = False
+        self._idle: trio.Event | None = None  # set by add() while the task waits for work
+        self._sleep: trio.CancelScope | None = None  # the task's sleep until ``_target``
+        self._target = math.inf
+
+    def add(self, connection: _Connection, deadline: float) -> None:
+        self._waiting[connection] = deadline
+        if not self._started:
+            self._started = True
+            trio.lowlevel.spawn_system_task(self._run, name="pichat.ai-read-deadlines")
+        elif self._idle is not None:
+            self._idle.set()
+        elif deadline < self._target and self._sleep is not None:
+            self._sleep.cancel()  # sooner than the task is sleeping for
+
+    def discard(self, connection: _Connection) -> None:
+        self._waiting.pop(connection, None)
+
+    async def _run(self) -> None:
+        waiting = self._waiting
+        while True:
+            if not waiting:
+                self._idle = trio.Event()
+                await self._idle.wait()
+                self._idle = None
+                continue
+            self._target = min(waiting.values())
+            with trio.CancelScope() as self._sleep:
+                await trio.sleep_until(self._target)
+            self._sleep = None
+            now = trio.current_time()
+            for connection, deadline in list(waiting.items()):
+                if deadline <= now:
+                    del waiting[connection]
+                    connection.timed_out = True
+                    trio.lowlevel.notify_closing(connection.socket)
 
 
 class _ResponseStream(httpx.AsyncByteStream):
