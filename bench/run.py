@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import itertools
 import json
 import os
 import resource
@@ -372,6 +373,11 @@ def _analyse(  # noqa: PLR0915
     by_conv: dict[str, list[dict[str, Any]]] = {}
     for m in messages:
         by_conv.setdefault(m["tag"].rsplit(".", 1)[0], []).append(m)
+    turnarounds = []  # a conversation's final frame to its next message being sent
+    for conversation_messages in by_conv.values():
+        ordered = sorted(conversation_messages, key=lambda m: m["sent"])
+        for before, after in itertools.pairwise(ordered):
+            turnarounds.append(after["sent"] - (before["sent"] + before["duration"]))
     firsts = [min(ms, key=lambda m: m["sent"]) for ms in by_conv.values()]
     lasts = [max(ms, key=lambda m: m["sent"]) for ms in by_conv.values()]
     run_start = results[0].get("start", None)
@@ -442,6 +448,8 @@ def _analyse(  # noqa: PLR0915
             "to_upstream_later_p99_ms": ms(_percentile(later_before, 0.99)),
             "from_upstream_p50_ms": ms(_percentile(after_upstream, 0.5)),
             "from_upstream_p99_ms": ms(_percentile(after_upstream, 0.99)),
+            "turnaround_p50_ms": ms(_percentile(turnarounds, 0.5)),
+            "turnaround_p99_ms": ms(_percentile(turnarounds, 0.99)),
             "gap_p50_ms": ms(_hist_percentile(gaps, 0.5)),
             "gap_p99_ms": ms(_hist_percentile(gaps, 0.99)),
             "gap_max_ms": ms(max(gaps) / 10000 if gaps else None),

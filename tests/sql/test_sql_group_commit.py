@@ -307,6 +307,8 @@ class _HeldBatches:
         self.alice = alice
         self.release = threading.Event()
         self.calls: list[list[str]] = []  # each database call's contents
+        self.threads: list[int] = []  # the thread of each of the store's calls
+        self.max_chain = 8
         self.database = Database(repo, threads)
         self.steps = _Steps()
         self.poison: set[str] = set()  # contents whose batches fail
@@ -314,6 +316,7 @@ class _HeldBatches:
 
     def store(self, requests: Sequence[ExchangeRequest]) -> list[Exchange | None]:
         self.calls.append([r.content for r in requests])
+        self.threads.append(threading.get_ident())
         self.release.wait(5)
         if any(r.content in self.poison for r in requests):
             raise RuntimeError(f"refused: {len(requests)} together")
@@ -321,7 +324,7 @@ class _HeldBatches:
 
     async def run(self) -> dict[str, str]:
         conversations = [self.repo.create_conversation(self.alice.id, "New") for _ in range(4)]
-        queue = GroupCommit(self.database, self.store)
+        queue = GroupCommit(self.database, self.store, max_chain=self.max_chain)
         outcomes: dict[str, str] = {}
 
         async def run_queue(task_status: trio.TaskStatus[None]) -> None:
@@ -359,8 +362,8 @@ class _HeldBatches:
 async def test_the_next_batch_starts_as_the_last_ends_without_a_step_of_the_task(
     repo: SqlRepository, alice: User
 ) -> None:
-    """A batch's end starts the next batch and wakes its requests from the
-    thread's callback; the group commit's task takes no step in between."""
+    """The thread that stored a batch stores the next one at once; the group
+    commit's task takes no step in between."""
     held = _HeldBatches(repo, alice)
     steps_at_call: list[int] = []
     store = held.store
@@ -391,12 +394,9 @@ async def test_a_failure_in_a_chained_batch_is_retried_one_by_one(
     )
 
 
-async def test_with_no_free_thread_the_next_batch_waits_for_one(
-    repo: SqlRepository, alice: User
-) -> None:
-    """One database thread; when the first batch ends, another call waiting for
-    it gets it, and the next batch is stored through the task after that call."""
-    held = _HeldBatches(repo, alice, threads=1)
+async def _with_another_call(held: _HeldBatches) -> list[list[str]]:
+    """``held.run()`` with another database call started while the first batch is
+    held; the contents of each call, in order."""
 
     def other_call() -> None:
         held.calls.append(["other"])
@@ -407,4 +407,25 @@ async def test_with_no_free_thread_the_next_batch_waits_for_one(
     held.while_held = start_other
     outcomes = await held.run()
     assert outcomes == {f"m{i}": f"m{i}" for i in range(4)}
-    assert [sorted(call) for call in held.calls] == [["m0"], ["other"], ["m1", "m2", "m3"]]
+    return [sorted(call) for call in held.calls]
+
+
+async def test_the_thread_stores_the_batches_that_follow_before_other_calls(
+    repo: SqlRepository, alice: User
+) -> None:
+    """One database thread, and another call waiting for it: the batch waiting
+    when the first ends is stored by the same thread, then the call gets it."""
+    held = _HeldBatches(repo, alice, threads=1)
+    assert await _with_another_call(held) == [["m0"], ["m1", "m2", "m3"], ["other"]]
+    assert held.threads[0] == held.threads[1]
+
+
+async def test_with_no_free_thread_the_next_batch_waits_for_one(
+    repo: SqlRepository, alice: User
+) -> None:
+    """One database thread; when it has stored ``max_chain`` batches, another
+    call waiting for it gets it, and the next batch is stored through the task
+    after that call."""
+    held = _HeldBatches(repo, alice, threads=1)
+    held.max_chain = 1
+    assert await _with_another_call(held) == [["m0"], ["other"], ["m1", "m2", "m3"]]
