@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
 import sqlalchemy as sa
 
-from pichat_trio.adapters.sql import tables
+from pichat_trio.adapters.sql import migrate, tables
+from pichat_trio.adapters.sql.engine import create_engine
 from pichat_trio.adapters.sql.repository import SqlRepository, hash_token
 from pichat_trio.models import (
     Conversation,
@@ -561,3 +564,41 @@ def test_an_in_memory_sqlite_database_works_across_threads() -> None:
     worker.join()
     assert found == [user]
     engine.dispose()
+
+
+def test_sqlite_writers_of_one_process_wait_for_each_other_not_for_sqlite(
+    tmp_path: Path,
+) -> None:
+    """With SQLite's busy handler off, writers that meet would fail with "database is
+    locked"; the repository queues them itself, so eight threads writing at once
+    all succeed."""
+    engine = create_engine(f"sqlite:///{tmp_path / 'writers.db'}", pool_size=8)
+    sa.event.listen(engine, "connect", lambda dbapi, _: dbapi.execute("PRAGMA busy_timeout=0"))
+    migrate.upgrade(engine)
+    repo = SqlRepository(engine, Settings("gpt-4", VoiceSettings(), "Be brief."))
+    user = repo.ensure_user("writer", "writer-token-0123456789")
+    exchanges = repo.start_exchanges(
+        [
+            ExchangeRequest(user.id, repo.create_conversation(user.id, "New").id, f"q{i}")
+            for i in range(8)
+        ]
+    )
+    failures: list[BaseException] = []
+
+    def write(i: int) -> None:
+        answer = exchanges[i]
+        assert answer is not None
+        try:
+            for n in range(20):
+                repo.checkpoint_messages([(user.id, answer.answer.id, "x" * n)])
+            repo.finish_messages([FinishRequest(user.id, answer.answer.id, "done", "complete")])
+        except BaseException as exc:
+            failures.append(exc)
+
+    threads = [threading.Thread(target=write, args=(i,)) for i in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    engine.dispose()
+    assert failures == []

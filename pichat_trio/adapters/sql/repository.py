@@ -7,10 +7,12 @@ in trio threads (``services.db.Database``). Every query is scoped by
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import secrets
+import threading
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
@@ -196,6 +198,22 @@ class SqlRepository:
     def __init__(self, engine: sa.Engine, default_settings: Settings) -> None:
         self.engine = engine
         self._default_settings = default_settings
+        self._writer: contextlib.AbstractContextManager[Any] = (
+            threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
+        )
+
+    @contextlib.contextmanager
+    def _write(self) -> Iterator[sa.Connection]:
+        """A write transaction; on SQLite, one at a time in this process.
+
+        SQLite has one writer. A second writer waiting in SQLite's busy
+        handler sleeps 1, 2, 5, 10 ms and more between tries, so while the
+        answers' final writes, the new messages and the checkpoint meet, a
+        transaction started several milliseconds after the one before it
+        had committed. Waiting on a lock here, it starts at that commit.
+        """
+        with self._writer, self.engine.begin() as connection:
+            yield connection
 
     def ping(self) -> None:
         with self.engine.connect() as connection:
@@ -215,7 +233,7 @@ class SqlRepository:
                 {"id": user.id, "name": name, "token_hash": hash_token(token), "created_at": now}
             )
             created.append((user, token))
-        with self.engine.begin() as connection:
+        with self._write() as connection:
             taken = connection.execute(
                 sa.select(users.c.name).where(users.c.name.in_(list(names)))
             ).scalars()
@@ -238,7 +256,7 @@ class SqlRepository:
     def ensure_user(self, name: str, token: str) -> User:
         """The user ``name`` with ``token`` as its (only) token, created if missing."""
         digest = hash_token(token)
-        with self.engine.begin() as connection:
+        with self._write() as connection:
             row = connection.execute(
                 sa.select(users.c.id, users.c.token_hash, users.c.revoked_at).where(
                     users.c.name == name
@@ -270,7 +288,7 @@ class SqlRepository:
             return [User(id=row.id, name=row.name) for row in rows]
 
     def revoke_user(self, name: str) -> bool:
-        with self.engine.begin() as connection:
+        with self._write() as connection:
             result = connection.execute(
                 users.update()
                 .where(users.c.name == name, users.c.revoked_at.is_(None))
@@ -302,7 +320,7 @@ class SqlRepository:
             "updated_at": now,
             "last_message_at": None,
         }
-        with self.engine.begin() as connection:
+        with self._write() as connection:
             connection.execute(conversations.insert().values(**row))
         return Conversation(
             id=conversation_id,
@@ -325,7 +343,7 @@ class SqlRepository:
     def rename_conversation(
         self, user_id: str, conversation_id: str, title: str
     ) -> Conversation | None:
-        with self.engine.begin() as connection:
+        with self._write() as connection:
             result = connection.execute(
                 conversations.update()
                 .where(conversations.c.id == conversation_id, conversations.c.user_id == user_id)
@@ -336,7 +354,7 @@ class SqlRepository:
             return _conversation(self._owned(connection, user_id, conversation_id))
 
     def delete_conversation(self, user_id: str, conversation_id: str) -> bool:
-        with self.engine.begin() as connection:
+        with self._write() as connection:
             if self._owned(connection, user_id, conversation_id) is None:
                 return False
             connection.execute(
@@ -380,7 +398,7 @@ class SqlRepository:
     ) -> tuple[Message, Conversation] | None:
         """Store a message and mark the conversation active, in one transaction."""
         now = _now()
-        with self.engine.begin() as connection:
+        with self._write() as connection:
             if not self._touch(connection, user_id, conversation_id, now):
                 return None
             message, values = _new_message(
@@ -408,7 +426,7 @@ class SqlRepository:
         now = _now()
         results: list[Exchange | None] = [None] * len(requests)
         pending = list(enumerate(requests))
-        with self.engine.begin() as connection:
+        with self._write() as connection:
             while pending:  # rounds of requests for distinct conversations
                 seen: set[str] = set()
                 this_round: list[tuple[int, ExchangeRequest]] = []
@@ -527,7 +545,7 @@ class SqlRepository:
         saved in one transaction."""
         if not rows:
             return
-        with self.engine.begin() as connection:
+        with self._write() as connection:
             connection.execute(
                 _CHECKPOINT,
                 [{"b_user": u, "b_id": m, "b_content": c} for u, m, c in rows],
@@ -540,7 +558,7 @@ class SqlRepository:
         transaction and a statement per kind for all. None for an answer that is gone
         (or not the user's)."""
         now = _now()
-        with self.engine.begin() as connection:
+        with self._write() as connection:
             connection.execute(
                 _FINISH,
                 [
@@ -608,7 +626,7 @@ class SqlRepository:
 
     def interrupt_streaming(self) -> int:
         """At start-up: answers left ``streaming`` by a crash become ``interrupted``."""
-        with self.engine.begin() as connection:
+        with self._write() as connection:
             result = connection.execute(
                 messages.update()
                 .where(messages.c.status == "streaming")
@@ -635,7 +653,7 @@ class SqlRepository:
             "assistant_personality": settings.assistant_personality,
             "updated_at": _now(),
         }
-        with self.engine.begin() as connection:
+        with self._write() as connection:
             result = connection.execute(
                 user_settings.update().where(user_settings.c.user_id == user_id).values(**values)
             )
