@@ -347,10 +347,11 @@ class ChatService:
         """
         while True:
             await trio.sleep(self._checkpoint_seconds)
-            batch = [
+            batch = [  # not the ended ones: their final write is on its way
                 (generation, len(generation.parts))
                 for generation in self._active.values()
                 if generation.message_id is not None
+                and not generation.ended
                 and len(generation.parts) != generation.saved_parts
             ]
             if not batch:

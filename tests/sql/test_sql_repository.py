@@ -323,6 +323,23 @@ def test_checkpoint_messages_saves_several_answers_at_once(
     assert stored[0].created_at == first[0].created_at
 
 
+def test_a_checkpoint_after_the_final_write_changes_nothing(
+    repo: SqlRepository, alice: User
+) -> None:
+    """A checkpoint taken mid-answer may reach the database after the answer's final
+    write (two threads): the final text and status stay."""
+    conversation = repo.create_conversation(alice.id, "chat")
+    added = repo.add_message(alice.id, conversation.id, "assistant", "", "streaming")
+    assert added is not None
+    answer = added[0]
+    assert finish_one(repo, alice.id, answer.id, "the whole answer", "complete") is not None
+    repo.checkpoint_messages([(alice.id, answer.id, "the whole")])
+    listed = repo.list_messages(alice.id, conversation.id, 10, None)
+    assert listed is not None
+    [stored] = listed[0]
+    assert (stored.content, stored.status) == ("the whole answer", "complete")
+
+
 def test_finish_message(repo: SqlRepository, alice: User) -> None:
     conversation = repo.create_conversation(alice.id, "chat")
     added = repo.add_message(alice.id, conversation.id, "assistant", "", "streaming")

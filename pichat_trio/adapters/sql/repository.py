@@ -149,9 +149,13 @@ _FINISH = (
     .where(messages.c.id == sa.bindparam("b_id"), messages.c.user_id == sa.bindparam("b_user"))
     .values(content=sa.bindparam("b_content"), status=sa.bindparam("b_status"))
 )
-_CHECKPOINT = (
+_CHECKPOINT = (  # a checkpoint that lands after the answer's final write changes nothing
     messages.update()
-    .where(messages.c.id == sa.bindparam("b_id"), messages.c.user_id == sa.bindparam("b_user"))
+    .where(
+        messages.c.id == sa.bindparam("b_id"),
+        messages.c.user_id == sa.bindparam("b_user"),
+        messages.c.status == "streaming",
+    )
     .values(content=sa.bindparam("b_content"))
 )
 _SETTINGS = sa.select(user_settings).where(user_settings.c.user_id == sa.bindparam("b_user"))
@@ -542,7 +546,8 @@ class SqlRepository:
 
     def checkpoint_messages(self, rows: Sequence[tuple[str, str | None, str]]) -> None:
         """The growing text of several answers ``(user_id, message_id, content)``,
-        saved in one transaction."""
+        saved in one transaction; an answer no longer streaming (its final write
+        came first) keeps what that write stored."""
         if not rows:
             return
         with self._write() as connection:
