@@ -472,7 +472,32 @@ def _analyse(  # noqa: PLR0915
     return row
 
 
+_SPEED_PROBE = (
+    "import time\n"
+    "t = time.process_time()\n"
+    "sum(i * i for i in range(2_000_000))\n"
+    "print(time.process_time() - t)"
+)
+
+
+def machine_speed() -> float:
+    """Milliseconds of CPU a fixed pure-Python loop takes on the server's core now.
+
+    This machine's speed moves by a quarter within minutes (the same run
+    of the same code took 10 s of server CPU, then 13 s): each run records
+    the probe taken just before it, so figures can be read against it.
+    """
+    out = subprocess.run(
+        _pinned(SERVER_CORE, [PYTHON, "-c", _SPEED_PROBE]),
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    return round(float(out) * 1000, 1)
+
+
 def run_once(args: argparse.Namespace, compare: bool = False) -> dict[str, Any]:
+    speed = machine_speed()
     _soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
     with tempfile.TemporaryDirectory(prefix="pichat-bench-") as tmpdir:
@@ -505,7 +530,9 @@ def run_once(args: argparse.Namespace, compare: bool = False) -> dict[str, Any]:
             upstream_proc.send_signal(signal.SIGTERM)
             upstream_proc.wait(15)
         upstream = json.loads(record.read_text()) if record.exists() else []
-    return _analyse(args, results, info, upstream)
+    row = _analyse(args, results, info, upstream)
+    row["speed_probe_ms"] = speed
+    return row
 
 
 def _load_against(
@@ -686,6 +713,10 @@ def main(argv: list[str] | None = None) -> int:
             rows.append(other)
     print(f"PiChat benchmark, {time.strftime('%Y-%m-%d %H:%M')} UTC, one server core")
     print(table(rows))
+    probes = ", ".join(
+        f"{row['scenario']} {row['speed_probe_ms']:g}" for row in rows if "speed_probe_ms" in row
+    )
+    print(f"speed probe before each run (ms of CPU for a fixed loop on core 0, medians): {probes}")
     for row in rows:
         if row.get("client_bound"):
             print(
