@@ -330,8 +330,12 @@ class _Connection:
         """Some bytes; ``b""`` when the server closed its side.
 
         Nothing for ``within`` seconds is ``httpx.ReadTimeout``: the read's
-        deadline is kept by ``_ReadDeadlines``, not by a cancel scope.
+        deadline is kept by ``_ReadDeadlines``, not by a cancel scope. A read
+        woken with bytes at the moment of its deadline returns them; the next
+        one fails, since the socket was notified closing.
         """
+        if self.timed_out:
+            raise httpx.ReadTimeout("the AI service sent nothing in time")
         deadlines = self.deadlines
         deadlines.add(self, trio.current_time() + within)
         try:
@@ -407,7 +411,8 @@ class _ReadDeadlines:
     and its connection is closed, as ``notify_closing`` requires.
 
     The task is a trio system task, started by the first read; it sleeps
-    while nothing is waiting and ends with the trio run.
+    while nothing is waiting and ends with the trio run (a pool serves one
+    run, as its connections do).
     """
 
     __slots__ = ("_idle", "_sleep", "_started", "_target", "_waiting")
