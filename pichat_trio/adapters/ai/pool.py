@@ -47,6 +47,8 @@ _Origin = tuple[bytes, bytes, int]
 _READ_SIZE = 64 * 1024
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
 _IO_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError)
+_SILENT = "the AI service sent nothing in time"
+"""The ``ReadTimeout`` of a read that outlived its deadline."""
 _BODY = "pichat.body"
 """The response extension that holds our ``_ResponseStream`` (``body_chunks``)."""
 
@@ -195,12 +197,9 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
                 except httpx.HTTPError as exc:
                     failures.append(exc)
                     return
-                if self._closed or self._idle_count >= self._max_idle:
+                if not self._keep(origin, connection):
                     await connection.close()
                     return
-                connection.expires_at = trio.current_time() + self._keepalive_expiry
-                self._idle.setdefault(origin, []).append(connection)
-                self._idle_count += 1
                 opened += 1
 
         if need > 0 and not self._closed:
@@ -228,12 +227,18 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         """A request is done with ``connection``: keep it for the next one if it can
         carry one and there is room, else close it. Frees the request's slot."""
         self._slots.release()
-        if reusable and not self._closed and self._idle_count < self._max_idle:
-            connection.expires_at = trio.current_time() + self._keepalive_expiry
-            self._idle.setdefault(origin, []).append(connection)
-            self._idle_count += 1
-        else:
+        if not (reusable and self._keep(origin, connection)):
             await connection.close()
+
+    def _keep(self, origin: _Origin, connection: _Connection) -> bool:
+        """Keep ``connection`` idle for the next request to ``origin``, if the pool is
+        open and has room; False if it did not."""
+        if self._closed or self._idle_count >= self._max_idle:
+            return False
+        connection.expires_at = trio.current_time() + self._keepalive_expiry
+        self._idle.setdefault(origin, []).append(connection)
+        self._idle_count += 1
+        return True
 
     async def aclose(self) -> None:
         self._closed = True
@@ -335,7 +340,7 @@ class _Connection:
         one fails, since the socket was notified closing.
         """
         if self.timed_out:
-            raise httpx.ReadTimeout("the AI service sent nothing in time")
+            raise httpx.ReadTimeout(_SILENT)
         deadlines = self.deadlines
         deadlines.add(self, trio.current_time() + within)
         try:
@@ -370,7 +375,7 @@ class _Connection:
 
     def _read_error(self, exc: BaseException) -> httpx.TransportError:
         if self.timed_out:
-            return httpx.ReadTimeout("the AI service sent nothing in time")
+            return httpx.ReadTimeout(_SILENT)
         error = httpx.ReadError(_describe(exc))
         error.__cause__ = exc
         return error
