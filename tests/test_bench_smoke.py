@@ -99,3 +99,11 @@ def test_memory_per_idle_connection() -> None:
     out = _script("conn_memory.py", "--connections", "20")
     assert "B per connection (20 idle connections)" in out
     assert "largest sites" in out
+
+
+def test_micro_costs() -> None:
+    for flags in ((), ("--no-lock",)):
+        out = _script("micro.py", "--repeat", "3", *flags)
+        assert "ms of CPU per handshake" in out
+        assert "with a deadline scope" in out
+        assert "finish of 50 during a checkpoint of 200: median" in out

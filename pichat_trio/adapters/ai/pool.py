@@ -407,7 +407,7 @@ class _Connection:
 class _ReadDeadlines:
     """The read timeout of every connection of a pool that is waiting for bytes.
 
-    A cancel scope with a deadline around each wait cost about 5 us a read
+    A cancel scope with a deadline around each wait cost 5-7 us a read
     (its entry in trio's deadline heap, its status object, its exit): a
     tenth of a token's CPU at 200 streams. Here a waiting read is an entry
     in a dict, and one task sleeps until the earliest deadline; a read
