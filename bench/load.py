@@ -99,6 +99,7 @@ class Message:
         "parts",
         "request_id",
         "sent",
+        "stored",
         "tag",
         "tokens",
     )
@@ -109,6 +110,7 @@ class Message:
         self.sent = 0.0
         self.first: float | None = None
         self.last = 0.0
+        self.stored: float | None = None  # conversation_updated after the final frame
         self.frames = 0
         self.parts: list[str] = []
         self.finish: str | None = None
@@ -230,6 +232,7 @@ class Device:
                     conversation = user.conversations.get(ids.id)
                     current = conversation.current if conversation is not None else None
                     if current is not None and current.finish is not None:
+                        current.stored = now
                         current.done.set()
                 elif env.request_id is not None and requester:
                     if action == "error":
@@ -377,6 +380,7 @@ async def _conversation(
                 "sent": message.sent,
                 "ttft": None if message.first is None else message.first - message.sent,
                 "duration": (message.last or monotonic()) - message.sent,
+                "stored": None if message.stored is None else message.stored - message.sent,
                 "tokens": message.tokens,
                 "chars": len(text),
                 "frames": message.frames,

@@ -374,10 +374,13 @@ def _analyse(  # noqa: PLR0915
     for m in messages:
         by_conv.setdefault(m["tag"].rsplit(".", 1)[0], []).append(m)
     turnarounds = []  # a conversation's final frame to its next message being sent
+    stores = []  # of which: the final frame to conversation_updated (the answer stored)
     for conversation_messages in by_conv.values():
         ordered = sorted(conversation_messages, key=lambda m: m["sent"])
         for before, after in itertools.pairwise(ordered):
             turnarounds.append(after["sent"] - (before["sent"] + before["duration"]))
+            if before.get("stored") is not None:
+                stores.append(before["stored"] - before["duration"])
     firsts = [min(ms, key=lambda m: m["sent"]) for ms in by_conv.values()]
     lasts = [max(ms, key=lambda m: m["sent"]) for ms in by_conv.values()]
     run_start = results[0].get("start", None)
@@ -450,6 +453,8 @@ def _analyse(  # noqa: PLR0915
             "from_upstream_p99_ms": ms(_percentile(after_upstream, 0.99)),
             "turnaround_p50_ms": ms(_percentile(turnarounds, 0.5)),
             "turnaround_p99_ms": ms(_percentile(turnarounds, 0.99)),
+            "stored_p50_ms": ms(_percentile(stores, 0.5)),
+            "stored_p99_ms": ms(_percentile(stores, 0.99)),
             "gap_p50_ms": ms(_hist_percentile(gaps, 0.5)),
             "gap_p99_ms": ms(_hist_percentile(gaps, 0.99)),
             "gap_max_ms": ms(max(gaps) / 10000 if gaps else None),
