@@ -36,10 +36,6 @@ class Fanout:
         )
         await self.hub.publish(origin.user.id, Frame(text, origin.connection_id, mine))
 
-    async def to_others(self, origin: Origin, action: str, payload: Any) -> None:
-        """Every connection of the user but the requester's."""
-        await self.texts_to_others(origin, encode_event(action, payload))
-
     async def texts_to_others(self, origin: Origin, texts: Texts) -> None:
         """Encoded events for every connection of the user but the requester's."""
         await self.hub.publish(origin.user.id, Frame(texts, origin.connection_id, None))
