@@ -33,7 +33,7 @@ from ..models import User
 from ..ports import Hub
 from ..protocol.errors import error_frame, error_frame_for
 from ..protocol.router import Router
-from .direct_frames import DirectFrames
+from .direct_frames import DirectFrames, send_by_asgi
 from .outbox import PING, Outbox
 from .pacer import FramePacer
 from .rate import TokenBucket
@@ -196,7 +196,7 @@ class Connection:
             if self._limits.pacer is None:
                 self._outbox.write_now = direct.write_now
         else:
-            self._send_text = partial(_send_text_by_asgi, send)
+            self._send_text = partial(send_by_asgi, send)
         self._ping = ping
         self.ping()
         async with self._hub.subscribe(self.user.id, self), trio.open_nursery() as nursery:
@@ -283,8 +283,3 @@ class Connection:
             await send({"type": "websocket.close", "code": self._close_code})
             if self._nursery is not None:
                 self._nursery.cancel_scope.deadline = trio.current_time() + _CLOSE_WAIT_SECONDS
-
-
-async def _send_text_by_asgi(send: Send, text: Texts) -> None:
-    for one in (text,) if isinstance(text, str) else text:
-        await send({"type": "websocket.send", "text": one})

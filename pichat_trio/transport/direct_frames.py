@@ -49,7 +49,7 @@ from wsproto.connection import ConnectionState
 
 from ..events import Texts
 
-__all__ = ["DirectFrames", "text_frame", "text_frames"]
+__all__ = ["DirectFrames", "send_by_asgi", "text_frame", "text_frames"]
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
@@ -77,6 +77,12 @@ def text_frames(texts: Texts) -> bytes:
     if isinstance(texts, str):
         return text_frame(texts)
     return b"".join(map(text_frame, texts))
+
+
+async def send_by_asgi(send: Send, texts: Texts) -> None:
+    """``texts``' frame (or frames, in order) through ASGI's ``send``, one message each."""
+    for text in (texts,) if isinstance(texts, str) else texts:
+        await send({"type": "websocket.send", "text": text})
 
 
 class _SendLock:
@@ -184,8 +190,7 @@ class DirectFrames:
         the socket."""
         if not self._open():
             # Closing or closed: hypercorn decides (it drops sends after close).
-            for one in (text,) if isinstance(text, str) else text:
-                await self._asgi_send({"type": "websocket.send", "text": one})
+            await send_by_asgi(self._asgi_send, text)
             return
         rest = self.write_now(text)
         if rest is None:  # busy, full or broken: hypercorn's send waits, or sees the break
