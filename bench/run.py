@@ -319,6 +319,11 @@ def _merge_hist(results: list[dict[str, Any]], name: str) -> dict[int, int]:
     return merged
 
 
+def _later(message: dict[str, Any]) -> bool:
+    """Not its conversation's first message (tags end ``.m0``, ``.m1``, ...)."""
+    return not message["tag"].endswith(".m0")
+
+
 def _analyse(  # noqa: PLR0915
     args: argparse.Namespace,
     results: list[dict[str, Any]],
@@ -358,7 +363,7 @@ def _analyse(  # noqa: PLR0915
         row["errors"] = row["errors"] + (connected - alive)
         return row
     ttfts = [m["ttft"] for m in messages if m["ttft"] is not None]
-    later = [m["ttft"] for m in messages if m["ttft"] is not None and m["tag"][-3:] != ".m0"]
+    later = [m["ttft"] for m in messages if m["ttft"] is not None and _later(m)]
     gaps = _merge_hist(results, "gaps")
     bins = _merge_hist(results, "bins")
     tokens = sum(m["tokens"] for m in messages)
@@ -405,7 +410,7 @@ def _analyse(  # noqa: PLR0915
         if m["ttft"] is not None and u and u["first_token"] is not None:
             added.append(m["ttft"] - (u["first_token"] - u["started"]))
             before_upstream.append(u["started"] - m["sent"])
-            if m["tag"][-3:] != ".m0":
+            if _later(m):
                 later_before.append(u["started"] - m["sent"])
             after_upstream.append(m["sent"] + m["ttft"] - u["first_token"])
     aborts = []
