@@ -8,7 +8,7 @@ BIN := $(VENV)/bin
 
 .PHONY: serve test lint typecheck pytest bench clean
 
-serve: $(VENV)/.installed
+serve: $(VENV)/.serve
 	$(BIN)/pichat serve
 
 test: lint typecheck pytest
@@ -26,11 +26,22 @@ pytest: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(BIN)/python bench/run.py --preset table --json bench/results.json
 
-$(VENV)/.installed: pyproject.toml
+# Serving installs the server and its offline speech recogniser; testing adds the test and
+# benchmark tools. Both install the versions pinned in constraints.txt. PYTHONWARNINGS keeps
+# setuptools' notes about editable installs off the first run's screen.
+PIP_INSTALL := PYTHONWARNINGS=ignore $(BIN)/pip install --quiet --disable-pip-version-check -c constraints.txt
+
+$(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install --quiet --upgrade pip
-	$(BIN)/pip install --quiet -e '.[test,bench]'
+
+$(VENV)/.serve: pyproject.toml constraints.txt | $(BIN)/python
+	@echo "make: installing the server into $(VENV) (first run only)"
+	$(PIP_INSTALL) -e '.[offline]'
 	touch $@
+
+$(VENV)/.installed: pyproject.toml constraints.txt | $(BIN)/python
+	$(PIP_INSTALL) -e '.[test,bench]'
+	touch $@ $(VENV)/.serve
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
