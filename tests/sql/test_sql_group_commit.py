@@ -123,7 +123,7 @@ async def test_a_cancelled_sender_stores_nothing_unless_its_batch_was_taken(
     original = repo.start_exchanges
 
     def held(requests: list[ExchangeRequest]) -> list[object]:
-        release.wait(5)  # in flight until the sender has been cancelled
+        release.wait(60)  # in flight until the sender's cancellation was delivered
         return original(requests)  # type: ignore[return-value]
 
     repo.start_exchanges = held  # type: ignore[method-assign]
@@ -148,9 +148,14 @@ async def test_a_cancelled_sender_stores_nothing_unless_its_batch_was_taken(
         nursery.start_soon(send)
         await trio.testing.wait_all_tasks_blocked()  # waiting, or taken and in the thread
         sender.cancel()
+        # The cancellation reaches the sender before the thread goes on: a thread that
+        # finished its batch first would take a request still waiting (it takes what
+        # waits, under the queue's lock), and so store one whose sender was cancelled.
+        await trio.testing.wait_all_tasks_blocked()
+        assert outcome == (["cancelled"] if not taken else [])
         release.set()
-        with trio.fail_after(5):
-            await finished.wait()  # a taken request first waits for its transaction
+        with trio.fail_after(30):  # a hang guard: a taken request waits for its transaction
+            await finished.wait()
         nursery.cancel_scope.cancel()
     assert outcome == ["cancelled"]  # even a stored request reports the cancellation
     assert len(queue) == 0
