@@ -5,7 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
@@ -92,14 +91,11 @@ def test_users_add_prints_a_token_per_user_in_order(tmp_path: Path) -> None:
 def test_users_add_300_names_in_one_call(tmp_path: Path) -> None:
     names = [f"user-{n:03}" for n in range(300)]
 
-    started = time.monotonic()
     result = _pichat(tmp_path, "users", "add", *names)
-    elapsed = time.monotonic() - started
 
     pairs = _added(result)
     assert [name for name, _ in pairs] == names
     assert len({token for _, token in pairs}) == 300
-    assert elapsed < 20, f"users add of 300 names took {elapsed:.1f} s"
     repo = _repository(tmp_path)
     try:
         users = repo.list_users()

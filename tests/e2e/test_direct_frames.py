@@ -10,12 +10,15 @@ only takes part of a frame, pings answered while a send is blocked.
 from __future__ import annotations
 
 import json
+import os
 import ssl
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from functools import partial
+from types import SimpleNamespace
 from typing import Any
 
+import pytest
 import trio
 import trustme
 from hypercorn.config import Config
@@ -31,6 +34,7 @@ from wsproto.events import (
 )
 from wsproto.extensions import PerMessageDeflate
 
+from pichat_trio.transport import direct_frames
 from pichat_trio.transport.direct_frames import DirectFrames, text_frame
 
 Send = Callable[[dict[str, Any]], Awaitable[None]]
@@ -110,25 +114,40 @@ async def hypercorn_with(
         nursery.cancel_scope.cancel()
 
 
-async def test_every_length_form_arrives_whole() -> None:
+def _payload_length(frame: bytes) -> int:
+    """The payload length a server frame's header gives (RFC 6455 5.2)."""
+    length = frame[1] & 0x7F
+    if length == 126:
+        return int.from_bytes(frame[2:4], "big")
+    if length == 127:
+        return int.from_bytes(frame[2:10], "big")
+    return length
+
+
+async def test_every_length_form_arrives_whole(monkeypatch: pytest.MonkeyPatch) -> None:
+    direct: list[int] = []  # payload sizes of the frames written straight to the socket
+
+    def recording_write(fd: int, data: bytes) -> int:
+        written = os.write(fd, data)
+        direct.append(_payload_length(data))
+        return written
+
+    monkeypatch.setattr(direct_frames, "os", SimpleNamespace(write=recording_write))
     app = FrameApp()
+    # 2-byte header up to 125 bytes, 4-byte up to 65,535, 10-byte beyond; "ż" is 2 bytes
+    cases = [(0, "a"), (119, "a"), (123, "a"), (65529, "a"), (70000, "a")]
+    cases += [(40, "ż"), (70, "ż"), (40000, "ż")]
     async with hypercorn_with(app) as url, open_websocket_url(f"{url}/ws") as ws:
-        # 2-byte header up to 125 bytes, 4-byte up to 65,535, 10-byte beyond; "ż" is 2 bytes
-        for size, char in [
-            (0, "a"),
-            (119, "a"),
-            (123, "a"),
-            (65529, "a"),
-            (70000, "a"),
-            (40, "ż"),
-            (70, "ż"),
-            (40000, "ż"),
-        ]:
+        for size, char in cases:
             await ws.send_message(json.dumps([2, size, char]))
             for index in range(2):
                 assert await ws.get_message() == f"{index}:" + char * size
     assert app.senders and app.senders[0] is not None
-    # written directly, but for frames larger than the socket had room for
+    sizes = [len(f"{index}:{char * size}".encode()) for size, char in cases for index in range(2)]
+    # each frame went one way or the other, and only large ones (more than the socket
+    # had room for) went hypercorn's way
+    assert sorted(direct + app.deferred) == sorted(sizes)
+    assert [size for size in sizes if size <= 1000] == [size for size in direct if size <= 1000]
     assert all(size > 1000 for size in app.deferred), app.deferred
 
 

@@ -486,8 +486,22 @@ def test_settings_default_then_upsert(
         assert rows.scalar_one() == 1
 
 
-def test_ping(repo: SqlRepository) -> None:
-    repo.ping()
+def test_ping_answers_while_the_database_does_and_fails_when_it_does_not(
+    repo: SqlRepository, default_settings: Settings, tmp_path: Path
+) -> None:
+    assert repo.ping() is None
+    unreachable = {
+        "sqlite": f"sqlite:///{tmp_path / 'no-such-folder' / 'pichat.db'}",
+        "postgresql": "postgresql+psycopg://postgres@127.0.0.1:1/test?connect_timeout=2",
+    }[repo.engine.dialect.name]
+    gone = SqlRepository(create_engine(unreachable, pool_size=1), default_settings)
+    if repo.engine.dialect.name == "sqlite":  # the engine makes its folder: take it away
+        (tmp_path / "no-such-folder").rmdir()
+    try:
+        with pytest.raises(sa.exc.OperationalError):
+            gone.ping()
+    finally:
+        gone.engine.dispose()
 
 
 def test_start_exchanges_is_one_round_trip_for_a_message(
