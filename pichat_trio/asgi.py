@@ -11,13 +11,15 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from wsproto.events import Ping
 
 from .app import App
 from .transport.auth import origin_allowed, token_from
-from .transport.direct_frames import DirectFrames
+
+if TYPE_CHECKING:
+    from .transport.direct_frames import DirectFrames
 
 __all__ = ["AsgiApp"]
 
@@ -31,16 +33,22 @@ _JSON = [(b"content-type", b"application/json")]
 
 
 class AsgiApp:
-    def __init__(self, app: App, *, app_pings: bool = False) -> None:
+    def __init__(self, app: App, *, app_pings: bool = False, direct_frames: bool = False) -> None:
         self.app = app
         self.app_pings = app_pings
         """The app's heartbeat pings (through hypercorn's stream), not hypercorn's own."""
+        self._direct_frames_for: Callable[[Send], DirectFrames | None] | None = None
+        """Text frames written straight to hypercorn's socket when it can (``fast_paths``)."""
+        if direct_frames:
+            from .transport.direct_frames import DirectFrames
+
+            self._direct_frames_for = DirectFrames.for_send
 
     def ping_for(self, send: Send) -> Callable[[], Awaitable[None]] | None:
         """A WebSocket ping on this connection, when the app sends the pings.
 
         ASGI has no ping message: the ping goes through hypercorn's stream,
-        whose ``app_send`` is the ``send`` given to us (``server.py`` checks
+        whose ``app_send`` is the ``send`` given to us (``fast_paths`` checks
         at start-up that the hook exists, else hypercorn pings by itself).
         """
         if not self.app_pings:
@@ -95,7 +103,7 @@ class AsgiApp:
         self.app.opened(connection)
         try:
             await send({"type": "websocket.accept"})
-            frames = DirectFrames.for_send(send)
+            frames = self._direct_frames_for(send) if self._direct_frames_for else None
             await connection.run(receive, send, self.ping_for(send), frames)
         finally:
             self.app.connections.discard(connection)

@@ -15,26 +15,17 @@ from collections.abc import Awaitable, Callable
 
 import trio
 from hypercorn.config import Config
-from hypercorn.protocol.ws_stream import WSStream
 from hypercorn.trio import serve as hypercorn_serve
 
 from .app import App, open_app
 from .asgi import AsgiApp
 from .settings import Settings
 from .transport.heartbeat import Heartbeat
+from .transport.hypercorn_support import fast_paths
 
-__all__ = ["app_can_ping", "hypercorn_config", "serve", "wait_for_signal"]
+__all__ = ["hypercorn_config", "serve", "wait_for_signal"]
 
 log = logging.getLogger(__name__)
-
-
-def app_can_ping() -> bool:
-    """Whether the app can send WebSocket pings through hypercorn's stream (``asgi.py``).
-
-    Then one heartbeat task pings every connection, instead of hypercorn's
-    task per connection. A hypercorn without the hook pings by itself.
-    """
-    return callable(getattr(WSStream, "_send_wsproto_event", None))
 
 
 def hypercorn_config(settings: Settings, *, app_pings: bool = False) -> Config:
@@ -81,11 +72,14 @@ async def serve(
                 await shutdown_trigger()
             await app.drain(settings.shutdown_grace)
 
-        app_pings = app_can_ping()
+        paths = fast_paths()
+        app_pings = paths.app_pings  # else hypercorn pings each connection itself
+
+        asgi_app = AsgiApp(app, app_pings=app_pings, direct_frames=paths.direct_frames)
 
         async def run_hypercorn(task_status: trio.TaskStatus[list[str]]) -> None:
             await hypercorn_serve(
-                AsgiApp(app, app_pings=app_pings),  # type: ignore[arg-type]
+                asgi_app,  # type: ignore[arg-type]
                 hypercorn_config(settings, app_pings=app_pings),
                 shutdown_trigger=trigger,
                 task_status=task_status,

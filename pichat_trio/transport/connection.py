@@ -23,7 +23,7 @@ import logging
 import uuid
 from collections.abc import Awaitable, Callable
 from functools import partial
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import trio
 
@@ -33,10 +33,13 @@ from ..models import User
 from ..ports import Hub
 from ..protocol.errors import error_frame, error_frame_for
 from ..protocol.router import Router
-from .direct_frames import DirectFrames, send_by_asgi
+from .frames import send_by_asgi
 from .outbox import PING, Outbox
 from .pacer import FramePacer
 from .rate import TokenBucket
+
+if TYPE_CHECKING:  # imported only on a hypercorn it was tested on (hypercorn_support)
+    from .direct_frames import DirectFrames
 
 __all__ = ["Connection", "ConnectionLimits"]
 

@@ -30,13 +30,13 @@ Unmasked, unfragmented and uncompressed frames are valid from a server
 whatever extensions were negotiated (RFC 6455 5.1, RFC 7692 6: a message
 may be sent without compression). ``for_send`` returns None where the
 socket is not reachable this way (TLS in hypercorn itself, HTTP/2, another
-server); then the ASGI path is used.
+server); then the ASGI path is used. This module is imported only on a
+hypercorn release it was tested on (``hypercorn_support``).
 """
 
 from __future__ import annotations
 
 import os
-import struct
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -48,6 +48,7 @@ from hypercorn.trio.tcp_server import TCPServer
 from wsproto.connection import ConnectionState
 
 from ..events import Texts
+from .frames import send_by_asgi, text_frame, text_frames
 
 __all__ = ["DirectFrames", "send_by_asgi", "text_frame", "text_frames"]
 
@@ -55,34 +56,6 @@ Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _CONNECTED = ASGIWebsocketState.CONNECTED
 _OPEN = ConnectionState.OPEN
-_SHORT = struct.Struct("!BB")
-_MEDIUM = struct.Struct("!BBH")
-_LONG = struct.Struct("!BBQ")
-_FIN_TEXT = 0x81  # FIN bit and opcode 1: a whole text message
-
-
-def text_frame(text: str) -> bytes:
-    """One unmasked WebSocket text frame carrying ``text``."""
-    payload = text.encode()
-    size = len(payload)
-    if size < 126:
-        return _SHORT.pack(_FIN_TEXT, size) + payload
-    if size < 65536:
-        return _MEDIUM.pack(_FIN_TEXT, 126, size) + payload
-    return _LONG.pack(_FIN_TEXT, 127, size) + payload
-
-
-def text_frames(texts: Texts) -> bytes:
-    """``text_frame`` of one text, or of several, one after the other."""
-    if isinstance(texts, str):
-        return text_frame(texts)
-    return b"".join(map(text_frame, texts))
-
-
-async def send_by_asgi(send: Send, texts: Texts) -> None:
-    """``texts``' frame (or frames, in order) through ASGI's ``send``, one message each."""
-    for text in (texts,) if isinstance(texts, str) else texts:
-        await send({"type": "websocket.send", "text": text})
 
 
 class _SendLock:
