@@ -1,7 +1,7 @@
 """Domain errors, shared by services and adapters.
 
 Adapters map their vendors' exceptions to these at the I/O edge; the protocol
-layer maps these to the error codes of PROTOCOL.md. Nothing here knows about
+layer maps these to the error codes of docs/protocol.md. Nothing here knows about
 WebSockets or JSON. ``message`` is safe to show to a user; details for the
 operator go to the log where the error is raised.
 """

@@ -1,4 +1,4 @@
-"""The protocol's limits (PROTOCOL.md, "Limits"), in one place for every layer."""
+"""The protocol's limits (docs/protocol.md, "Limits"), in one place for every layer."""
 
 from __future__ import annotations
 

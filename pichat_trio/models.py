@@ -1,7 +1,7 @@
 """Domain records: what the repository stores and what clients are shown.
 
 They are ``msgspec.Struct`` so the protocol layer encodes them to JSON without
-an intermediate dict. Field names are the wire names of PROTOCOL.md.
+an intermediate dict. Field names are the wire names of docs/protocol.md.
 """
 
 from __future__ import annotations

@@ -2,7 +2,7 @@
 
 ``decode_request(text)`` returns a ``Request`` whose payload is still raw
 JSON; the router decodes it against the action's schema. Every refusal is
-a ``ProtocolError`` carrying its PROTOCOL.md code.
+a ``ProtocolError`` carrying its docs/protocol.md code.
 """
 
 from __future__ import annotations

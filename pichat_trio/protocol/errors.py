@@ -1,4 +1,4 @@
-"""Protocol errors: each carries the PROTOCOL.md code it deserves, and its frame."""
+"""Protocol errors: each carries the docs/protocol.md code it deserves, and its frame."""
 
 from __future__ import annotations
 

@@ -2,7 +2,7 @@
 
 ``msgspec`` validates types and ranges while it decodes; its messages are
 rewritten to name the field as a client sees it (``payload.title``).
-Unknown fields are ignored, as PROTOCOL.md says.
+Unknown fields are ignored, as docs/protocol.md says.
 """
 
 from __future__ import annotations

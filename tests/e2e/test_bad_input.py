@@ -1,4 +1,4 @@
-"""Bad input of every kind: each gets the error PROTOCOL.md names, and the connection lives on."""
+"""Bad input of every kind: each gets the error docs/protocol.md names; the connection lives."""
 
 from __future__ import annotations
 

@@ -1,4 +1,4 @@
-"""Answers streamed from a fake Azure OpenAI over real sockets, as PROTOCOL.md says."""
+"""Answers streamed from a fake Azure OpenAI over real sockets, as docs/protocol.md says."""
 
 from __future__ import annotations
 
