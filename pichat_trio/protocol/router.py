@@ -158,7 +158,7 @@ class Router:
         conversation_id = str(p.id)
         await self.services.conversations.delete(call.origin, conversation_id)
         chat = self.services.chat
-        if chat.is_generating(conversation_id):
+        if chat.is_generating(call.origin.user.id, conversation_id):
             await chat.cancel(call.origin, conversation_id)
 
     async def _get_messages(self, call: _Call, p: Any) -> None:

@@ -83,6 +83,7 @@ class Generation:
     origin: Origin
     conversation_id: str
     message_id: str | None = None
+    key: tuple[str, str] = ("", "")  # (user id, conversation id): ``ChatService._active``
     reason: str = "interrupted"  # why it ended, when cancelled from outside
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     request: ChatRequest | None = None
@@ -107,6 +108,7 @@ class ChatService:
         history_tokens: int = 6000,
         max_tokens: int | None = None,
         checkpoint_seconds: float = 1.0,
+        max_per_user: int = 0,
     ) -> None:
         self._db = db
         self._repo = db.repository
@@ -119,7 +121,12 @@ class ChatService:
         """Group commit of ``send``'s transactions; the app's nursery runs it."""
         self.finishes = GroupCommit(db, self._finish_messages)
         """Group commit of the answers' final writes; the app's nursery runs it."""
-        self._active: dict[str, Generation] = {}
+        # Keyed by (user id, conversation id): whether a conversation is generating
+        # is only ever looked up among the requester's own, so another user's id
+        # is ``not_found`` like an unknown one, never ``busy``.
+        self._active: dict[tuple[str, str], Generation] = {}
+        self._per_user: dict[str, int] = {}  # generations running, by user id
+        self._max_per_user = max_per_user  # 0: no cap
         self._idle = trio.Event()
         self._idle.set()
 
@@ -161,8 +168,9 @@ class ChatService:
         """
         if not content.strip():
             raise InvalidInput("payload.content", "must not be empty")
-        await self._wait_for_an_ended_answer(conversation_id)
-        generation = Generation(origin, conversation_id)
+        key = (origin.user.id, conversation_id)
+        await self._wait_for_an_ended_answer(key)
+        generation = Generation(origin, conversation_id, key=key)
         self._reserve(generation)
         try:
             spawn(self._answer, generation, reply)
@@ -187,18 +195,27 @@ class ChatService:
             raise generation.failure
 
     async def _answer(self, generation: Generation, reply: Callable[[Message, str], None]) -> None:
-        assert generation.ticket is not None
+        ticket = generation.ticket
+        assert ticket is not None
+        cancelled: BaseException | None = None
         try:
-            exchange = await self.exchanges.result(generation.ticket)
+            exchange = await self.exchanges.result(ticket)
             if exchange is None:
                 raise NotFound("no such conversation")
         except BaseException as exc:
-            self._release(generation)
-            generation.failure = exc if isinstance(exc, Exception) else None
-            generation.settled.set()
-            if generation.failure is not None:
-                return  # the request's own reply reports it
-            raise
+            # A cancellation that lands once the transaction has committed (the
+            # wait lets it through after the commit) leaves an answer row that
+            # says ``streaming``: it goes on below, to be finished as interrupted.
+            exchange = self.exchanges.committed(ticket)
+            if exchange is None:
+                self._release(generation)
+                generation.failure = exc if isinstance(exc, Exception) else None
+                generation.settled.set()
+                if generation.failure is not None:
+                    return  # the request's own reply reports it
+                raise
+            cancelled = exc
+            generation.scope.cancel()  # generate() ends at once, as interrupted
         generation.message_id = exchange.answer.id
         generation.request = self._prompt(exchange.settings, exchange.history)
         message = exchange.user_message
@@ -211,26 +228,32 @@ class ChatService:
         generation.settled.set()
         generation.question = message
         generation.typing = typing
+        # From here the answer row exists: generate() gives it its final status
+        # and the user's other devices the stored question, whatever ends it.
         await self.generate(generation)
+        if cancelled is not None:
+            raise cancelled
 
-    async def _wait_for_an_ended_answer(self, conversation_id: str) -> None:
+    async def _wait_for_an_ended_answer(self, key: tuple[str, str]) -> None:
         """Raise ``Busy`` while the conversation is generating.
 
         An answer whose final frame has gone out is only being stored: a
         client may well send the next message at once, and it waits for that
         write (bounded by the cleanup deadline) rather than being refused.
         """
-        current = self._active.get(conversation_id)
+        current = self._active.get(key)
         if current is not None and current.ended:
             with trio.move_on_after(_CLEANUP_SECONDS):
                 await current.released.wait()
-        if conversation_id in self._active:
+        if key in self._active:
             raise Busy("an answer is still being generated in this conversation")
+        if self._max_per_user and self._per_user.get(key[0], 0) >= self._max_per_user:
+            raise Busy(f"at most {self._max_per_user} answers at once for one user")
 
     async def cancel(self, origin: Origin, conversation_id: str) -> str | None:
         """Stop the answer in ``conversation_id``; returns its message id."""
-        generation = self._active.get(conversation_id)
-        if generation is None or generation.origin.user.id != origin.user.id:
+        generation = self._active.get((origin.user.id, conversation_id))
+        if generation is None:
             raise NotFound("no answer is being generated in this conversation")
         generation.reason = "cancelled"
         generation.scope.cancel()
@@ -242,8 +265,22 @@ class ChatService:
             generation.reason = reason
             generation.scope.cancel()
 
-    def is_generating(self, conversation_id: str) -> bool:
-        return conversation_id in self._active
+    def cancel_user(self, user_id: str, reason: str = "interrupted") -> int:
+        """End every generation of one user (its token was revoked); how many."""
+        ended = 0
+        for generation in list(self._active.values()):
+            if generation.origin.user.id == user_id:
+                generation.reason = reason
+                generation.scope.cancel()
+                ended += 1
+        return ended
+
+    def is_generating(self, user_id: str, conversation_id: str) -> bool:
+        return (user_id, conversation_id) in self._active
+
+    def generating_for(self, user_id: str) -> int:
+        """Generations running for ``user_id`` (``MAX_GENERATIONS_PER_USER``)."""
+        return self._per_user.get(user_id, 0)
 
     async def wait_idle(self) -> None:
         await self._idle.wait()
@@ -255,12 +292,20 @@ class ChatService:
     # ---------------------------------------------------------- generation
 
     def _reserve(self, generation: Generation) -> None:
-        self._active[generation.conversation_id] = generation
+        self._active[generation.key] = generation
+        user_id = generation.key[0]
+        self._per_user[user_id] = self._per_user.get(user_id, 0) + 1
         self._idle = trio.Event() if self._idle.is_set() else self._idle
 
     def _release(self, generation: Generation) -> None:
-        if self._active.get(generation.conversation_id) is generation:
-            del self._active[generation.conversation_id]
+        if self._active.get(generation.key) is generation:
+            del self._active[generation.key]
+            user_id = generation.key[0]
+            left = self._per_user[user_id] - 1
+            if left:
+                self._per_user[user_id] = left
+            else:
+                del self._per_user[user_id]
         if not self._active:
             self._idle.set()
         generation.released.set()

@@ -136,6 +136,16 @@ class GroupCommit(Generic[Request, Result]):
             raise waiting.error
         return waiting.result  # type: ignore[return-value]
 
+    def committed(self, ticket: Ticket[Request, Result]) -> Result | None:
+        """The result of a request whose transaction has committed, else None.
+
+        For a caller whose ``result`` was cancelled: once taken, the request
+        may well be stored, and what it stored may need finishing.
+        """
+        if ticket.taken and ticket.done.is_set() and ticket.error is None:
+            return ticket.result
+        return None
+
     async def run(self, *, task_status: trio.TaskStatus[None] = trio.TASK_STATUS_IGNORED) -> None:
         """Store batches until cancelled; one task per kind (``nursery.start`` it)."""
         self._running = True
