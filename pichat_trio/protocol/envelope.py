@@ -14,7 +14,13 @@ import msgspec
 from .errors import ProtocolError
 from .schemas import field_error
 
-__all__ = ["MAX_REQUEST_ID_CHARS", "Request", "decode_payload", "decode_request"]
+__all__ = [
+    "MAX_REQUEST_ID_CHARS",
+    "Request",
+    "decode_payload",
+    "decode_request",
+    "request_context",
+]
 
 MAX_REQUEST_ID_CHARS = 64
 
@@ -25,7 +31,30 @@ class Request(msgspec.Struct):
     request_id: Any = None
 
 
+class _Context(msgspec.Struct):
+    action: Any = None
+    request_id: Any = None
+
+
 _decode = msgspec.json.Decoder(Request).decode
+_decode_context = msgspec.json.Decoder(_Context).decode
+_TOO_DEEP = "the frame is nested too deeply"
+
+
+def request_context(text: str | bytes) -> tuple[str | None, str | None]:
+    """``(action, request_id)`` of a frame, as far as they can be read, for the error
+    that refuses it; None for what is missing or not of the envelope's shape."""
+    try:
+        context = _decode_context(text)
+    except (msgspec.DecodeError, RecursionError):
+        return None, None
+    action, request_id = context.action, context.request_id
+    return (
+        action[:64] if isinstance(action, str) else None,
+        request_id
+        if isinstance(request_id, str) and len(request_id) <= MAX_REQUEST_ID_CHARS
+        else None,
+    )
 
 
 def decode_request(text: str | bytes) -> Request:
@@ -38,6 +67,8 @@ def decode_request(text: str | bytes) -> Request:
         raise ProtocolError("invalid_request", f"{field.lstrip('.')}: {message}") from None
     except msgspec.DecodeError:
         raise ProtocolError("invalid_json", "the frame is not valid JSON") from None
+    except RecursionError:  # msgspec's own depth limit, before Python's stack runs out
+        raise ProtocolError("invalid_json", _TOO_DEEP) from None
     request_id = request.request_id
     if request_id is not None and (
         not isinstance(request_id, str) or len(request_id) > MAX_REQUEST_ID_CHARS
@@ -59,3 +90,5 @@ def decode_payload(request: Request, schema: type[Any]) -> Any:
     except msgspec.ValidationError as error:
         field, message = field_error(error)
         raise ProtocolError("invalid_request", f"{field}: {message}", request.request_id) from None
+    except RecursionError:
+        raise ProtocolError("invalid_json", _TOO_DEEP, request.request_id) from None

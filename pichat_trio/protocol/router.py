@@ -24,9 +24,9 @@ from ..services.chat import ChatService
 from ..services.conversations import ConversationService
 from ..services.fanout import Origin
 from ..services.settings import SettingsService
-from .envelope import Request, decode_payload, decode_request
+from .envelope import Request, decode_payload, decode_request, request_context
 from .errors import ProtocolError, error_frame, error_frame_for
-from .schemas import Schemas
+from .schemas import Schemas, utc
 
 __all__ = ["Peer", "Router", "Services"]
 
@@ -119,8 +119,12 @@ class Router:
             origin = Origin(peer.user, peer.id, request.request_id)
             await handler(_Call(peer, origin, request.action), payload)
         except ProtocolError as error:
-            action = request.action if request is not None else None
-            request_id = request.request_id if request is not None else None
+            action: str | None
+            if request is not None:
+                action, request_id = request.action, request.request_id
+            else:  # what can be read of a frame that is not a request
+                action, request_id = request_context(text)
+            log.info("connection %s: %s refused: %s %r", peer.id, action, error.code, error.message)
             peer.send(error_frame(error.code, error.message, action, request_id))
         except PichatError as error:
             assert request is not None
@@ -136,11 +140,18 @@ class Router:
                 )
             )
 
+    def refuse(self, peer: Peer, text: str, error: PichatError) -> None:
+        """Answer a frame that is not handled (over a rate limit) with ``error``, carrying
+        the frame's ``request_id`` and action where they can be read."""
+        action, request_id = request_context(text)
+        peer.send(error_frame_for(error, action, request_id))
+
     # ----------------------------------------------------- conversations
 
     async def _get_conversations(self, call: _Call, p: Any) -> None:
+        before = None if p.before is None else utc(p.before, "payload.before")
         found = await self.services.conversations.recent(
-            call.origin.user, p.limit or _CONVERSATIONS_PAGE, p.before
+            call.origin.user, p.limit or _CONVERSATIONS_PAGE, before
         )
         call.reply("conversations_list", {"conversations": found})
 
@@ -277,6 +288,8 @@ class Router:
             )
         except PichatError as error:
             call.peer.send(error_frame_for(error, call.action, call.origin.request_id))
+        except Exception:
+            _failed(call)
 
     async def _speech_to_text(self, call: _Call, p: Any) -> None:
         speech = self._speech()
@@ -296,11 +309,26 @@ class Router:
             )
         except PichatError as error:
             call.peer.send(error_frame_for(error, call.action, call.origin.request_id))
+        except Exception:
+            _failed(call)
 
     # ------------------------------------------------------------- misc
 
     async def _ping(self, call: _Call, p: Any) -> None:
         call.reply("pong", {})
+
+
+def _failed(call: _Call) -> None:
+    """Long work failed unexpectedly: the log gets why, the request its error."""
+    log.exception("action %s failed", call.action)
+    call.peer.send(
+        error_frame(
+            "internal_error",
+            "the server failed to handle this request",
+            call.action,
+            call.origin.request_id,
+        )
+    )
 
 
 def _b64(data: bytes) -> str:

@@ -9,14 +9,15 @@ from __future__ import annotations
 
 import re
 import uuid
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 import msgspec
 
 from ..limits import Limits
+from .errors import ProtocolError
 
-__all__ = ["Schemas", "field_error"]
+__all__ = ["Schemas", "field_error", "utc"]
 
 
 _NO_NUL = r"\A[^\x00]*\Z"
@@ -29,6 +30,18 @@ def _text(max_chars: int, min_chars: int = 0) -> Any:
 
 def _base64(max_chars: int) -> Any:
     return Annotated[str, msgspec.Meta(max_length=max_chars)]
+
+
+_ZONED = Annotated[datetime, msgspec.Meta(tz=True)]
+"""A time with its zone: one without is refused, never read as the server's local time."""
+
+
+def utc(value: datetime, field: str) -> datetime:
+    """``value`` in UTC; a time that has none (year 1 east of Greenwich) is out of range."""
+    try:
+        return value.astimezone(UTC)
+    except (OverflowError, ValueError):
+        raise ProtocolError("invalid_request", f"{field}: out of range") from None
 
 
 def _page(maximum: int) -> Any:
@@ -63,7 +76,7 @@ class Schemas:
             "GetConversations",
             [
                 ("limit", _page(limits.max_conversations_page), None),
-                ("before", datetime | None, None),
+                ("before", _ZONED | None, None),
             ],
         )
         self.create_conversation = msgspec.defstruct(
@@ -135,6 +148,9 @@ def field_error(error: msgspec.ValidationError, root: str = "payload") -> tuple[
     what = what.replace(f"Expected `str` matching regex {_NO_NUL!r}", "must not contain NUL")
     what = what.replace("Invalid UUID", "expected a UUID string")
     what = what.replace("Invalid RFC3339 encoded datetime", "expected an RFC 3339 time")
+    what = what.replace(
+        "Expected `datetime` with a timezone component", "expected an RFC 3339 time with a zone"
+    )
     if _EXPECTED.match(what):
         what = "e" + what[1:]
     return field, what

@@ -31,7 +31,7 @@ from ..errors import Busy, RateLimited, UpstreamUnavailable
 from ..events import Texts
 from ..models import User
 from ..ports import Hub
-from ..protocol.errors import error_frame, error_frame_for
+from ..protocol.errors import error_frame
 from ..protocol.router import Router
 from .frames import send_by_asgi
 from .outbox import PING, Outbox
@@ -243,7 +243,7 @@ class Connection:
             wait = self._bucket.take(trio.current_time())
             if wait > 0:
                 error = RateLimited("too many requests; slow down", int(wait * 1000) + 1)
-                self.send(error_frame_for(error, None, None))
+                self._router.refuse(self, text, error)
                 continue
             await handle(self, text)
 
