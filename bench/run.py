@@ -133,6 +133,11 @@ def _server_env(
             "AZURE_OPENAI_DEPLOYMENT_GPT35": "gpt-35-turbo",
             "RATE_LIMIT_PER_SECOND": "1000",
             "RATE_LIMIT_BURST": "1000",
+            # The load is many devices per user (idle10k: 200 each): limits per user off.
+            "MAX_CONNECTIONS_PER_USER": "1000000",
+            "MAX_GENERATIONS_PER_USER": "100000",
+            "USER_RATE_LIMIT_PER_SECOND": "1000000",
+            "USER_RATE_LIMIT_BURST": "1000000",
             "LOG_LEVEL": "WARNING",
             "HEARTBEAT_INTERVAL": str(args.heartbeat),
             "HEARTBEAT_TIMEOUT": str(max(3 * args.heartbeat, 60)),

@@ -35,6 +35,7 @@ from .settings import Settings
 from .transport.auth import Authenticator
 from .transport.connection import Connection, ConnectionLimits
 from .transport.pacer import FramePacer
+from .transport.user_limits import UserLimits
 from .voices import ACCENTS
 
 __all__ = ["App", "open_app"]
@@ -77,11 +78,32 @@ class App:
             burst=settings.rate_limit_burst,
             pacer=self.pacer,
         )
-
-    def connection(self, user: models.User) -> Connection:
-        return Connection(
-            user, self.router, self.hub, self._limits, accepting=lambda: not self.draining
+        self.user_limits = UserLimits(
+            settings.max_connections_per_user,
+            settings.user_rate_limit_per_second,
+            settings.user_rate_limit_burst,
         )
+        """Connections and requests per user; the handshake asks ``open`` first."""
+
+    def connection(self, user: models.User) -> Connection | None:
+        """A connection for ``user``, counted against its cap; None when the user has
+        ``MAX_CONNECTIONS_PER_USER`` open. ``closed(connection)`` when it ends."""
+        bucket = self.user_limits.open(user.id)
+        if bucket is None:
+            return None
+        return Connection(
+            user,
+            self.router,
+            self.hub,
+            self._limits,
+            accepting=lambda: not self.draining,
+            user_bucket=bucket,
+        )
+
+    def closed(self, connection: Connection) -> None:
+        user_id = connection.user.id
+        self.connections.discard(connection)
+        self.user_limits.close(user_id)
 
     def opened(self, connection: Connection) -> None:
         """A client is connected: counted, and upstream connections got ready for it."""
@@ -159,6 +181,7 @@ async def open_app(settings: Settings, *, migrate: bool | None = None) -> AsyncI
             history_tokens=settings.ai_history_tokens,
             max_tokens=settings.ai_max_tokens,
             checkpoint_seconds=settings.checkpoint_seconds,
+            max_per_user=settings.max_generations_per_user,
         )
         services = Services(conversations, user_settings, chat, speech, audio_store)
         router = Router(services, Schemas(settings.limits))

@@ -100,13 +100,16 @@ class AsgiApp:
             await _refuse(send, 401, "missing or wrong token")
             return
         connection = self.app.connection(user)
+        if connection is None:
+            await _refuse(send, 429, "too many connections for this user")
+            return
         self.app.opened(connection)
         try:
             await send({"type": "websocket.accept"})
             frames = self._direct_frames_for(send) if self._direct_frames_for else None
             await connection.run(receive, send, self.ping_for(send), frames)
         finally:
-            self.app.connections.discard(connection)
+            self.app.closed(connection)
 
 
 async def _refuse(send: Send, status: int, reason: str) -> None:

@@ -95,10 +95,20 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("MAX_AUDIO_SECONDS", "60", "longest speech_to_text or voice-message audio, seconds"),
     Variable("MAX_AUDIO_BYTES", str(10 * 1024 * 1024), "largest decoded audio, bytes"),
     Variable("MAX_GENERATIONS_PER_CONNECTION", "4", "concurrent AI/speech calls per connection"),
+    Variable("MAX_GENERATIONS_PER_USER", "16", "concurrent AI answers per user, all devices"),
+    Variable(
+        "MAX_CONNECTIONS_PER_USER", "32", "open WebSockets per user; more: HTTP 429 at handshake"
+    ),
     Variable(
         "RATE_LIMIT_PER_SECOND", "30", "requests a connection may make per second, on average"
     ),
     Variable("RATE_LIMIT_BURST", "60", "requests a connection may make in a burst"),
+    Variable(
+        "USER_RATE_LIMIT_PER_SECOND",
+        "60",
+        "requests a user may make per second over all devices, on average",
+    ),
+    Variable("USER_RATE_LIMIT_BURST", "120", "requests a user may make in a burst, all devices"),
     Variable("OUTBOX_FRAMES", "256", "frames queued per connection before it counts as stuck"),
     Variable("OUTBOX_STALL_SECONDS", "30", "seconds a full outbox may stay full before closing"),
     Variable("CHECKPOINT_SECONDS", "1", "how often a growing answer is saved"),
@@ -151,8 +161,12 @@ class Settings:
     heartbeat_timeout: float = 60.0
     max_frame_bytes: int = 4 * 1024 * 1024
     max_generations_per_connection: int = 4
+    max_generations_per_user: int = 16
+    max_connections_per_user: int = 32
     rate_limit_per_second: float = 30.0
     rate_limit_burst: float = 60.0
+    user_rate_limit_per_second: float = 60.0
+    user_rate_limit_burst: float = 120.0
     outbox_frames: int = 256
     outbox_stall_seconds: float = 30.0
     checkpoint_seconds: float = 1.0
@@ -328,6 +342,18 @@ def load_settings(
             "RATE_LIMIT_PER_SECOND", get("RATE_LIMIT_PER_SECOND"), 0.01, 1_000_000
         ),
         "rate_limit_burst": _float("RATE_LIMIT_BURST", get("RATE_LIMIT_BURST"), 1, 1_000_000),
+        "max_generations_per_user": _int(
+            "MAX_GENERATIONS_PER_USER", get("MAX_GENERATIONS_PER_USER"), 1, 100_000
+        ),
+        "max_connections_per_user": _int(
+            "MAX_CONNECTIONS_PER_USER", get("MAX_CONNECTIONS_PER_USER"), 1, 10_000_000
+        ),
+        "user_rate_limit_per_second": _float(
+            "USER_RATE_LIMIT_PER_SECOND", get("USER_RATE_LIMIT_PER_SECOND"), 0.01, 1_000_000
+        ),
+        "user_rate_limit_burst": _float(
+            "USER_RATE_LIMIT_BURST", get("USER_RATE_LIMIT_BURST"), 1, 1_000_000
+        ),
         "outbox_frames": _int("OUTBOX_FRAMES", get("OUTBOX_FRAMES"), 8, 1_000_000),
         "outbox_stall_seconds": _float(
             "OUTBOX_STALL_SECONDS", get("OUTBOX_STALL_SECONDS"), 0.01, 3600

@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import trio
 
@@ -62,6 +63,32 @@ async def run_server(settings: Settings) -> AsyncIterator[RunningServer]:
         nursery.cancel_scope.cancel()
 
 
+async def handshake_status(url: str, headers: list[tuple[str, str]] | None = None) -> int:
+    """The HTTP status a WebSocket handshake to ``url`` gets, over a raw socket."""
+    parts = urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    lines = [
+        f"GET {target} HTTP/1.1",
+        f"Host: {parts.netloc}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+        *(f"{name}: {value}" for name, value in headers or []),
+    ]
+    with trio.fail_after(5):
+        stream = await trio.open_tcp_stream(parts.hostname, parts.port)
+        async with stream:
+            await stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode())
+            head = b""
+            while b"\r\n" not in head:
+                chunk = await stream.receive_some(1024)
+                if not chunk:
+                    break
+                head += chunk
+    return int(head.split(b" ", 2)[1])
+
+
 async def open_conversation(client: Client, title: str = "Test") -> str:
     reply = await client.call("create_conversation", {"title": title})
     assert reply["action"] == "conversation_created", reply
@@ -81,7 +108,6 @@ class RawPeer:
 
     @classmethod
     async def connect(cls, url: str, token: str) -> RawPeer:
-        from urllib.parse import urlsplit
 
         from wsproto.events import AcceptConnection, Request
 

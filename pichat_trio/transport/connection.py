@@ -90,6 +90,7 @@ class Connection:
         "_send_rest",
         "_send_text",
         "_tasks",
+        "_user_bucket",
         "_writing",
         "id",
         "user",
@@ -102,6 +103,7 @@ class Connection:
         hub: Hub,
         limits: ConnectionLimits,
         accepting: Callable[[], bool] = lambda: True,
+        user_bucket: TokenBucket | None = None,
     ) -> None:
         self.id = str(uuid.uuid4())
         self.user = user
@@ -118,6 +120,7 @@ class Connection:
             limits.pacer,
         )
         self._bucket = TokenBucket(limits.rate, limits.burst)
+        self._user_bucket = user_bucket  # shared by the user's connections (user_limits.py)
         self._nursery: trio.Nursery | None = None
         self._send: Send | None = None
         self._send_text: SendText | None = None
@@ -240,7 +243,10 @@ class Connection:
                     error_frame("unsupported_frame", "binary frames are not supported; send JSON")
                 )
                 continue
-            wait = self._bucket.take(trio.current_time())
+            now = trio.current_time()
+            wait = self._bucket.take(now)
+            if not wait and self._user_bucket is not None:
+                wait = self._user_bucket.take(now)
             if wait > 0:
                 error = RateLimited("too many requests; slow down", int(wait * 1000) + 1)
                 self._router.refuse(self, text, error)

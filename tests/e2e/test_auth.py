@@ -2,41 +2,13 @@
 
 from __future__ import annotations
 
-from urllib.parse import urlsplit
-
 import httpx
 import pytest
 import sqlalchemy as sa
-import trio
+from support import handshake_status as _status
 from support import make_settings, run_server
 
 from pichat_trio.client import open_client
-
-
-async def _status(url: str, headers: list[tuple[str, str]] | None = None) -> int:
-    """The HTTP status a WebSocket handshake to ``url`` gets, over a raw socket."""
-    parts = urlsplit(url)
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    lines = [
-        f"GET {target} HTTP/1.1",
-        f"Host: {parts.netloc}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-        "Sec-WebSocket-Version: 13",
-        *(f"{name}: {value}" for name, value in headers or []),
-    ]
-    with trio.fail_after(5):
-        stream = await trio.open_tcp_stream(parts.hostname, parts.port)
-        async with stream:
-            await stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode())
-            head = b""
-            while b"\r\n" not in head:
-                chunk = await stream.receive_some(1024)
-                if not chunk:
-                    break
-                head += chunk
-    return int(head.split(b" ", 2)[1])
 
 
 async def test_missing_token_is_refused_before_upgrade(server):
