@@ -29,6 +29,7 @@ from .services.conversations import ConversationService
 from .services.db import Database
 from .services.fanout import Fanout
 from .services.preconnect import Preconnect
+from .services.revocation import RevocationWatch
 from .services.settings import SettingsService
 from .services.speech import SpeechService
 from .settings import Settings
@@ -84,6 +85,7 @@ class App:
             settings.user_rate_limit_burst,
         )
         """Connections and requests per user; the handshake asks ``open`` first."""
+        self._revoked: set[str] = set()  # users whose connections are being closed
 
     def connection(self, user: models.User) -> Connection | None:
         """A connection for ``user``, counted against its cap; None when the user has
@@ -104,6 +106,26 @@ class App:
         user_id = connection.user.id
         self.connections.discard(connection)
         self.user_limits.close(user_id)
+        if not self.user_limits.connections(user_id):
+            self._revoked.discard(user_id)
+
+    def user_revoked(self, user_id: str) -> None:
+        """The user's token no longer holds: its answers stop and its connections close
+        with 1008 (policy violation), as a new handshake would be refused."""
+        if user_id in self._revoked:
+            return  # closing already; its connections leave within the close wait
+        self._revoked.add(user_id)
+        stopped = self.chat.cancel_user(user_id)
+        closing = [c for c in self.connections if c.user.id == user_id]
+        for connection in closing:
+            connection.close(1008)
+        if closing or stopped:
+            log.info(
+                "token of user %s revoked: closing %d connections, %d answers",
+                closing[0].user.name if closing else user_id,
+                len(closing),
+                stopped,
+            )
 
     def opened(self, connection: Connection) -> None:
         """A client is connected: counted, and upstream connections got ready for it."""
@@ -195,6 +217,10 @@ async def open_app(settings: Settings, *, migrate: bool | None = None) -> AsyncI
             await nursery.start(chat.exchanges.run)
             await nursery.start(chat.finishes.run)
             app = App(settings, db, hub, router, auth, chat, speech_name)
+            watch = RevocationWatch(
+                db, app.user_limits.users, app.user_revoked, settings.revocation_check_seconds
+            )
+            nursery.start_soon(watch.run)
             if settings.ai_preconnect > 0:
                 app.preconnect = Preconnect(model, settings.ai_preconnect)
                 nursery.start_soon(app.preconnect.run)

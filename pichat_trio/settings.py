@@ -109,6 +109,11 @@ VARIABLES: tuple[Variable, ...] = (
         "requests a user may make per second over all devices, on average",
     ),
     Variable("USER_RATE_LIMIT_BURST", "120", "requests a user may make in a burst, all devices"),
+    Variable(
+        "REVOCATION_CHECK_SECONDS",
+        "0.5",
+        "how often connected users' tokens are checked for revocation",
+    ),
     Variable("OUTBOX_FRAMES", "256", "frames queued per connection before it counts as stuck"),
     Variable("OUTBOX_STALL_SECONDS", "30", "seconds a full outbox may stay full before closing"),
     Variable("CHECKPOINT_SECONDS", "1", "how often a growing answer is saved"),
@@ -167,6 +172,7 @@ class Settings:
     rate_limit_burst: float = 60.0
     user_rate_limit_per_second: float = 60.0
     user_rate_limit_burst: float = 120.0
+    revocation_check_seconds: float = 0.5
     outbox_frames: int = 256
     outbox_stall_seconds: float = 30.0
     checkpoint_seconds: float = 1.0
@@ -353,6 +359,9 @@ def load_settings(
         ),
         "user_rate_limit_burst": _float(
             "USER_RATE_LIMIT_BURST", get("USER_RATE_LIMIT_BURST"), 1, 1_000_000
+        ),
+        "revocation_check_seconds": _float(
+            "REVOCATION_CHECK_SECONDS", get("REVOCATION_CHECK_SECONDS"), 0.05, 60
         ),
         "outbox_frames": _int("OUTBOX_FRAMES", get("OUTBOX_FRAMES"), 8, 1_000_000),
         "outbox_stall_seconds": _float(

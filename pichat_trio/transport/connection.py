@@ -243,6 +243,8 @@ class Connection:
                     error_frame("unsupported_frame", "binary frames are not supported; send JSON")
                 )
                 continue
+            if self._close_code is not None:
+                continue  # we said goodbye: what the peer sends now is not handled
             now = trio.current_time()
             wait = self._bucket.take(now)
             if not wait and self._user_bucket is not None:

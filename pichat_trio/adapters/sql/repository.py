@@ -144,6 +144,7 @@ _RETITLE = (
     .values(title=sa.bindparam("b_new"))
 )
 _INSERT_MESSAGE = messages.insert()
+_IDS_PER_QUERY = 500  # bound parameters per IN list: SQL Server takes at most 2,100
 _FINISH = (
     messages.update()
     .where(messages.c.id == sa.bindparam("b_id"), messages.c.user_id == sa.bindparam("b_user"))
@@ -299,6 +300,22 @@ class SqlRepository:
                 .values(revoked_at=_now())
             )
             return result.rowcount > 0
+
+    def revoked_among(self, user_ids: Sequence[str]) -> list[str]:
+        """Which of ``user_ids`` have had their token revoked (or no longer exist)."""
+        revoked: list[str] = []
+        with self.engine.connect() as connection:
+            for start in range(0, len(user_ids), _IDS_PER_QUERY):
+                chunk = list(user_ids[start : start + _IDS_PER_QUERY])
+                valid = set(
+                    connection.execute(
+                        sa.select(users.c.id).where(
+                            users.c.id.in_(chunk), users.c.revoked_at.is_(None)
+                        )
+                    ).scalars()
+                )
+                revoked += [user_id for user_id in chunk if user_id not in valid]
+        return revoked
 
     # ----------------------------------------------------- conversations
 

@@ -1,0 +1,56 @@
+"""Revoked tokens end their users' live connections, whoever revoked them.
+
+``pichat users revoke NAME`` is another process (and, scaled out, maybe on
+another machine): it only writes the user's row. One task per server
+instance reads the rows of the users connected to it every
+``interval`` seconds (one query for up to 500 users, whatever the number
+of their connections) and calls ``on_revoked(user_id)`` for each one
+whose token no longer holds. Every instance watches for itself, so a
+revocation reaches every instance from the database; a backplane could
+call ``on_revoked`` sooner, the same way.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Collection
+
+import trio
+
+from .db import Database
+
+__all__ = ["RevocationWatch"]
+
+log = logging.getLogger(__name__)
+
+
+class RevocationWatch:
+    def __init__(
+        self,
+        db: Database,
+        connected: Callable[[], Collection[str]],
+        on_revoked: Callable[[str], None],
+        interval: float = 0.5,
+    ) -> None:
+        self._db = db
+        self._connected = connected
+        self._on_revoked = on_revoked
+        self.interval = interval
+
+    async def run(self) -> None:
+        """Check every ``interval`` until cancelled; a failed check is retried."""
+        while True:
+            await trio.sleep(self.interval)
+            await self.check()
+
+    async def check(self) -> None:
+        user_ids = list(self._connected())
+        if not user_ids:
+            return
+        try:
+            revoked = await self._db.run(self._db.repository.revoked_among, user_ids)
+        except Exception as exc:
+            log.warning("revocation check of %d users failed (%s); will retry", len(user_ids), exc)
+            return
+        for user_id in revoked:
+            self._on_revoked(user_id)
