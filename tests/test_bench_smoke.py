@@ -107,3 +107,31 @@ def test_micro_costs() -> None:
         assert "ms of CPU per handshake" in out
         assert "with a deadline scope" in out
         assert "finish of 50 during a checkpoint of 200: median" in out
+
+
+@pytest.mark.parametrize("limits", [True, False])
+def test_the_amplification_case_with_and_without_the_per_user_limits(tmp_path, limits):
+    out = tmp_path / "amplify.json"
+    subprocess.run(
+        [
+            sys.executable,
+            str(ROOT / "bench" / "amplify.py"),
+            "--connections",
+            "40",
+            "--flooders",
+            "2",
+            "--seconds",
+            "0.5",
+            "--json",
+            str(out),
+            *([] if limits else ["--no-limits"]),
+        ],
+        check=True,
+        timeout=120,
+        capture_output=True,
+    )
+    result = json.loads(out.read_text())
+    expected = {"101": 32, "429": 8} if limits else {"101": 40}
+    assert result["handshakes"] == expected
+    assert result["baseline"]["pings"] > 0 and result["flood"]["pings"] > 0
+    assert result["flood_requests"] > 0 and result["bytes_to_flooding_user"] > 0
