@@ -36,6 +36,7 @@ class RevocationWatch:
         self._connected = connected
         self._on_revoked = on_revoked
         self.interval = interval
+        self._failing = False  # the last check failed: said once, not every interval
 
     async def run(self) -> None:
         """Check every ``interval`` until cancelled; a failed check is retried."""
@@ -50,7 +51,14 @@ class RevocationWatch:
         try:
             revoked = await self._db.run(self._db.repository.revoked_among, user_ids)
         except Exception as exc:
-            log.warning("revocation check of %d users failed (%s); will retry", len(user_ids), exc)
+            if not self._failing:
+                log.warning(
+                    "revocation check failed (%s); retrying every %.1f s", exc, self.interval
+                )
+            self._failing = True
             return
+        if self._failing:
+            log.info("revocation check works again")
+            self._failing = False
         for user_id in revoked:
             self._on_revoked(user_id)
