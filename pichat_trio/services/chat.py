@@ -278,10 +278,6 @@ class ChatService:
     def is_generating(self, user_id: str, conversation_id: str) -> bool:
         return (user_id, conversation_id) in self._active
 
-    def generating_for(self, user_id: str) -> int:
-        """Generations running for ``user_id`` (``MAX_GENERATIONS_PER_USER``)."""
-        return self._per_user.get(user_id, 0)
-
     async def wait_idle(self) -> None:
         await self._idle.wait()
 
