@@ -40,31 +40,22 @@ from run import (
     LOAD_CORE,
     PYTHON,
     SERVER_CORE,
-    TOKEN,
     _free_port,
     _pinned,
     _process,
     _wait_healthy,
+    base_env,
 )
 from trio_websocket import open_websocket_url
+from wsproto import ConnectionType, WSConnection
+from wsproto.events import AcceptConnection, RejectConnection, Request, TextMessage
 
 _decode = msgspec.json.decode
 
 
 def _env(db: Path, port: int, limits: bool) -> dict[str, str]:
-    env = dict(os.environ)
-    env.update(
-        {
-            "ENVIRONMENT": "development",
-            "API_TOKEN": TOKEN,
-            "DATABASE_URL": f"sqlite:///{db}",
-            "SERVER_HOST": "127.0.0.1",
-            "SERVER_PORT": str(port),
-            "AI_PROVIDER": "echo",
-            "LOG_LEVEL": "WARNING",
-            "AUDIO_DIR": str(db.parent / "audio"),
-        }
-    )
+    env = base_env(db, port)
+    env.update({"AI_PROVIDER": "echo", "LOG_LEVEL": "WARNING"})
     if not limits:
         env.update(
             {
@@ -108,37 +99,34 @@ class _Drain:
         self.status = 0
 
 
-async def _handshake(port: int, token: str) -> tuple[trio.SocketStream, int, bytes]:
+async def _handshake(port: int, token: str) -> tuple[trio.SocketStream, int, WSConnection]:
+    """Open a WebSocket with wsproto on a bare socket: the stream, the HTTP status
+    (101 when upgraded) and the connection, for the frames the flood sends."""
     stream = await trio.open_tcp_stream("127.0.0.1", port)
-    request = (
-        f"GET /ws?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
-        "Connection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n"
-        "Sec-WebSocket-Version: 13\r\n\r\n"
-    )
-    await stream.send_all(request.encode())
-    head = b""
-    while b"\r\n\r\n" not in head:
-        chunk = await stream.receive_some(65536)
-        if not chunk:
-            break
-        head += chunk
-    status = int(head.split(b" ", 2)[1]) if head else 0
-    return stream, status, head.partition(b"\r\n\r\n")[2]
-
-
-def _masked_text(text: str) -> bytes:
-    """One client text frame (masked with a zero key, which RFC 6455 allows)."""
-    data = text.encode()
-    assert len(data) < 126
-    return bytes([0x81, 0x80 | len(data)]) + b"\0\0\0\0" + data
+    ws = WSConnection(ConnectionType.CLIENT)
+    await stream.send_all(ws.send(Request(host=f"127.0.0.1:{port}", target=f"/ws?token={token}")))
+    while True:
+        data = await stream.receive_some(65536)
+        ws.receive_data(data or None)
+        for event in ws.events():
+            if isinstance(event, AcceptConnection):
+                return stream, 101, ws
+            if isinstance(event, RejectConnection):
+                return stream, event.status_code, ws
+        if not data:
+            return stream, 0, ws
 
 
 async def _drain(
-    port: int, token: str, drain: _Drain, ready: trio.Event, streams: list[trio.SocketStream]
+    port: int,
+    token: str,
+    drain: _Drain,
+    ready: trio.Event,
+    sockets: list[tuple[trio.SocketStream, WSConnection]],
 ) -> None:
-    """A WebSocket on a raw socket that reads and drops whatever the server sends."""
+    """A WebSocket that reads and drops whatever the server sends, unparsed."""
     try:
-        stream, drain.status, rest = await _handshake(port, token)
+        stream, drain.status, ws = await _handshake(port, token)
     except OSError:
         ready.set()
         return
@@ -146,17 +134,17 @@ async def _drain(
     if drain.status != 101:
         await stream.aclose()
         return
-    streams.append(stream)
-    drain.bytes += len(rest)
+    sockets.append((stream, ws))
     while chunk := await stream.receive_some(1 << 16):
         drain.bytes += len(chunk)
 
 
-async def _flood(stream: trio.SocketStream, rate: float, seconds: float) -> int:
+async def _flood(stream: trio.SocketStream, ws: WSConnection, rate: float, seconds: float) -> int:
     sent = 0
     end = trio.current_time() + seconds
+    frame = TextMessage(data='{"action":"create_conversation","request_id":"f"}')
     while trio.current_time() < end:
-        await stream.send_all(_masked_text('{"action":"create_conversation","request_id":"f"}'))
+        await stream.send_all(ws.send(frame))
         sent += 1
         await trio.sleep(1 / rate)
     return sent
@@ -166,28 +154,27 @@ async def _scenario(args: argparse.Namespace, port: int, tokens: dict[str, str])
     url = f"ws://127.0.0.1:{port}"
     result: dict[str, Any] = {"baseline": await _pings(url, tokens["victim"], args.seconds)}
     drains = [_Drain() for _ in range(args.connections)]
-    streams: list[trio.SocketStream] = []
+    sockets: list[tuple[trio.SocketStream, WSConnection]] = []
     async with trio.open_nursery() as nursery:
         limiter = trio.Semaphore(100)
         for drain in drains:
             ready = trio.Event()
             async with limiter:
-                nursery.start_soon(_drain, port, tokens["attacker"], drain, ready, streams)
+                nursery.start_soon(_drain, port, tokens["attacker"], drain, ready, sockets)
                 await ready.wait()
         statuses: dict[str, int] = {}
         for drain in drains:
             statuses[str(drain.status)] = statuses.get(str(drain.status), 0) + 1
         result["handshakes"] = statuses
         before = sum(d.bytes for d in drains)
-        flooders = streams[: args.flooders]
         sent: list[int] = []
 
-        async def flood(stream: trio.SocketStream) -> None:
-            sent.append(await _flood(stream, args.rate, args.seconds))
+        async def flood(stream: trio.SocketStream, ws: WSConnection) -> None:
+            sent.append(await _flood(stream, ws, args.rate, args.seconds))
 
         async with trio.open_nursery() as inner:
-            for stream in flooders:
-                inner.start_soon(flood, stream)
+            for stream, ws in sockets[: args.flooders]:
+                inner.start_soon(flood, stream, ws)
             result["flood"] = await _pings(url, tokens["victim"], args.seconds)
         result["flood_requests"] = sum(sent)
         result["bytes_to_flooding_user"] = sum(d.bytes for d in drains) - before

@@ -115,9 +115,8 @@ def _wait_healthy(port: int, proc: subprocess.Popen[str], timeout: float = 30) -
     raise RuntimeError("the server did not become healthy")
 
 
-def _server_env(
-    args: argparse.Namespace, db: Path, upstream_port: int, port: int
-) -> dict[str, str]:
+def base_env(db: Path, port: int) -> dict[str, str]:
+    """The environment of a benchmark's ``pichat serve``: a fresh SQLite file, loopback."""
     env = dict(os.environ)
     env.update(
         {
@@ -126,6 +125,18 @@ def _server_env(
             "DATABASE_URL": f"sqlite:///{db}",
             "SERVER_HOST": "127.0.0.1",
             "SERVER_PORT": str(port),
+            "AUDIO_DIR": str(db.parent / "audio"),
+        }
+    )
+    return env
+
+
+def _server_env(
+    args: argparse.Namespace, db: Path, upstream_port: int, port: int
+) -> dict[str, str]:
+    env = base_env(db, port)
+    env.update(
+        {
             "AI_PROVIDER": "azure",
             "AZURE_OPENAI_ENDPOINT": f"http://127.0.0.1:{upstream_port}",
             "AZURE_OPENAI_KEY": "fake-key",
@@ -141,7 +152,6 @@ def _server_env(
             "LOG_LEVEL": "WARNING",
             "HEARTBEAT_INTERVAL": str(args.heartbeat),
             "HEARTBEAT_TIMEOUT": str(max(3 * args.heartbeat, 60)),
-            "AUDIO_DIR": str(db.parent / "audio"),
         }
     )
     for item in args.server_env:

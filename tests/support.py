@@ -89,6 +89,13 @@ async def handshake_status(url: str, headers: list[tuple[str, str]] | None = Non
     return int(head.split(b" ", 2)[1])
 
 
+async def add_user(server: RunningServer, name: str) -> str:
+    """A new user of the running server; its token."""
+    db = server.app.db
+    [(_, token)] = await db.run(db.repository.add_users, [name])
+    return str(token)
+
+
 async def open_conversation(client: Client, title: str = "Test") -> str:
     reply = await client.call("create_conversation", {"title": title})
     assert reply["action"] == "conversation_created", reply

@@ -7,6 +7,7 @@ import shutil
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -15,25 +16,20 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.skipif(shutil.which("taskset") is None, reason="needs taskset")
 
 
-def _bench(tmp_path: Path, *flags: str) -> dict:
+def _json_of(tmp_path: Path, script: str, *flags: str) -> Any:
+    """What ``bench/SCRIPT --json FILE FLAGS`` wrote to FILE."""
     out = tmp_path / "bench.json"
     subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "run.py"),
-            "--repeat",
-            "1",
-            "--connect-time",
-            "1",
-            "--json",
-            str(out),
-            *flags,
-        ],
+        [sys.executable, str(ROOT / "bench" / script), "--json", str(out), *flags],
         check=True,
         timeout=120,
         capture_output=True,
     )
-    rows = json.loads(out.read_text())
+    return json.loads(out.read_text())
+
+
+def _bench(tmp_path: Path, *flags: str) -> dict:
+    rows = _json_of(tmp_path, "run.py", "--repeat", "1", "--connect-time", "1", *flags)
     assert len(rows) == 1
     return rows[0]
 
@@ -111,26 +107,8 @@ def test_micro_costs() -> None:
 
 @pytest.mark.parametrize("limits", [True, False])
 def test_the_amplification_case_with_and_without_the_per_user_limits(tmp_path, limits):
-    out = tmp_path / "amplify.json"
-    subprocess.run(
-        [
-            sys.executable,
-            str(ROOT / "bench" / "amplify.py"),
-            "--connections",
-            "40",
-            "--flooders",
-            "2",
-            "--seconds",
-            "0.5",
-            "--json",
-            str(out),
-            *([] if limits else ["--no-limits"]),
-        ],
-        check=True,
-        timeout=120,
-        capture_output=True,
-    )
-    result = json.loads(out.read_text())
+    flags = ["--connections", "40", "--flooders", "2", "--seconds", "0.5"]
+    result = _json_of(tmp_path, "amplify.py", *flags, *([] if limits else ["--no-limits"]))
     expected = {"101": 32, "429": 8} if limits else {"101": 40}
     assert result["handshakes"] == expected
     assert result["baseline"]["pings"] > 0 and result["flood"]["pings"] > 0

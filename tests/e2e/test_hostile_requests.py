@@ -11,7 +11,7 @@ import logging
 from typing import Any
 
 import trio
-from support import make_settings, open_conversation, run_server
+from support import add_user, make_settings, open_conversation, run_server
 
 UNKNOWN_ID = "6f9619ff-8b86-d011-b42d-00c04fc964ff"
 
@@ -20,16 +20,10 @@ def _without_request_id(frame: dict[str, Any]) -> dict[str, Any]:
     return {key: value for key, value in frame.items() if key != "request_id"}
 
 
-async def _add_user(server: Any, name: str) -> str:
-    db = server.app.db
-    [(_, token)] = await db.run(db.repository.add_users, [name])
-    return str(token)
-
-
 async def test_another_users_streaming_conversation_is_not_found_never_busy(tmp_path):
     settings = make_settings(tmp_path, {"ECHO_TOKENS_PER_SECOND": "20"})
     async with run_server(settings) as server:
-        bob_token = await _add_user(server, "bob")
+        bob_token = await add_user(server, "bob")
         async with server.client() as alice, server.client(bob_token) as bob:
             with trio.fail_after(20):
                 mine = await open_conversation(alice)

@@ -2,23 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import trio
 import trio.testing
-from support import handshake_status, make_settings, open_conversation, run_server
-
-
-async def _add_user(server: Any, name: str) -> str:
-    db = server.app.db
-    [(_, token)] = await db.run(db.repository.add_users, [name])
-    return str(token)
+from support import add_user, handshake_status, make_settings, open_conversation, run_server
 
 
 async def test_a_handshake_over_the_users_connection_cap_gets_429(tmp_path):
     settings = make_settings(tmp_path, {"MAX_CONNECTIONS_PER_USER": "2"})
     async with run_server(settings) as server:
-        bob_token = await _add_user(server, "bob")
+        bob_token = await add_user(server, "bob")
         with trio.fail_after(20):
             async with server.client() as first, server.client() as second:
                 assert await handshake_status(f"{server.url}/ws?token={server.token}") == 429
@@ -43,7 +35,7 @@ async def test_answers_at_once_are_capped_per_user_with_busy(tmp_path):
         "ECHO_TOKENS_PER_SECOND": "20",
     }
     async with run_server(make_settings(tmp_path, env)) as server:
-        bob_token = await _add_user(server, "bob")
+        bob_token = await add_user(server, "bob")
         async with server.client() as phone, server.client() as laptop:
             with trio.fail_after(30):
                 conversations = [await open_conversation(phone, f"c{i}") for i in range(3)]
@@ -84,7 +76,7 @@ async def test_answers_at_once_are_capped_per_user_with_busy(tmp_path):
 async def test_the_request_budget_is_shared_by_a_users_devices(tmp_path):
     env = {"USER_RATE_LIMIT_PER_SECOND": "0.01", "USER_RATE_LIMIT_BURST": "4"}
     async with run_server(make_settings(tmp_path, env)) as server:
-        bob_token = await _add_user(server, "bob")
+        bob_token = await add_user(server, "bob")
         async with server.client() as one, server.client() as two, server.client(bob_token) as bob:
             with trio.fail_after(10):
                 for client in (one, two, one, two):
