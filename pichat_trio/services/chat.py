@@ -235,7 +235,8 @@ class ChatService:
             raise cancelled
 
     async def _wait_for_an_ended_answer(self, key: tuple[str, str]) -> None:
-        """Raise ``Busy`` while the conversation is generating.
+        """Raise ``Busy`` while the conversation is generating, or while its user
+        runs ``max_per_user`` answers (``MAX_GENERATIONS_PER_USER``).
 
         An answer whose final frame has gone out is only being stored: a
         client may well send the next message at once, and it waits for that
