@@ -11,6 +11,7 @@ from typing import Any
 
 import trio
 
+from . import __version__
 from .settings import VARIABLES, Settings, SettingsError, load_settings
 
 __all__ = ["main"]
@@ -29,10 +30,15 @@ def _parser() -> argparse.ArgumentParser:
         epilog=_epilog(),
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
+    parser.add_argument("--version", action="version", version=f"pichat {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     serve = commands.add_parser("serve", help="run the server (hypercorn, trio worker)")
     serve.add_argument("--host", help="address to bind (default: SERVER_HOST)")
     serve.add_argument("--port", type=int, help="port to listen on (default: SERVER_PORT, 8080)")
+    serve.add_argument(
+        "--certfile", help="PEM certificate: serve https/wss (default: TLS_CERTFILE)"
+    )
+    serve.add_argument("--keyfile", help="PEM private key of --certfile (default: TLS_KEYFILE)")
     commands.add_parser("migrate", help="create or upgrade the database schema (Alembic)")
     users = commands.add_parser("users", help="manage users and their tokens")
     user_commands = users.add_subparsers(dest="users_command", metavar="ACTION", required=True)
@@ -58,6 +64,24 @@ def _settings(**overrides: Any) -> Settings:
         raise SystemExit(2) from None
 
 
+def _tls_from_flags(settings: Settings, args: argparse.Namespace) -> Settings:
+    """``--certfile``/``--keyfile`` over ``TLS_CERTFILE``/``TLS_KEYFILE``, by the same rules."""
+    from dataclasses import replace
+
+    from .settings import check_tls
+
+    certfile = getattr(args, "certfile", None) or settings.tls_certfile
+    keyfile = getattr(args, "keyfile", None) or settings.tls_keyfile
+    try:
+        checked = check_tls(certfile, keyfile)
+    except SettingsError as error:
+        print(f"pichat: configuration error: {error}", file=sys.stderr)
+        raise SystemExit(2) from None
+    return replace(
+        settings, tls_certfile=checked["tls_certfile"], tls_keyfile=checked["tls_keyfile"]
+    )
+
+
 def _serve(settings: Settings) -> int:
     from .gc_tuning import tune_for_serving
     from .logs import configure_logging
@@ -68,8 +92,10 @@ def _serve(settings: Settings) -> int:
         settings.azure_openai_key,
         settings.openai_api_key,
         settings.azure_speech_key,
+        settings.metrics_token,
+        settings.applicationinsights_connection_string,
     ]
-    configure_logging(settings.log_level, secrets)
+    configure_logging(settings.log_level, secrets, settings.log_format)
     if settings.api_token_generated:
         print(
             "pichat: no API_TOKEN set; generated one for this run (development only):\n"
@@ -151,7 +177,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             overrides["host"] = args.host
         if getattr(args, "port", None) is not None:
             overrides["port"] = args.port
-        return _serve(_settings(**overrides))
+        return _serve(_tls_from_flags(_settings(**overrides), args))
     settings = _settings()
     if args.command == "migrate":
         from .adapters.sql.engine import create_engine

@@ -21,6 +21,7 @@ from .adapters.speech import open_speech_engine
 from .adapters.sql.engine import create_engine
 from .adapters.sql.migrate import upgrade
 from .adapters.sql.repository import SqlRepository
+from .metrics import Metrics
 from .ports import ChatModel, Hub
 from .protocol.router import Router, Services
 from .protocol.schemas import Schemas
@@ -58,8 +59,11 @@ class App:
         auth: Authenticator,
         chat: ChatService,
         speech_engine: str,
+        metrics: Metrics | None = None,
     ) -> None:
         self.settings = settings
+        self.metrics = Metrics() if metrics is None else metrics
+        """This app's figures (``GET /metrics``); the services were given the same."""
         self.db = db
         self.hub = hub
         self.router = router
@@ -134,6 +138,9 @@ class App:
             self.preconnect.clients(len(self.connections))
 
     async def ready(self) -> bool:
+        """Whether to send this instance traffic: not once draining began, nor without a DB."""
+        if self.draining:
+            return False
         try:
             with trio.fail_after(2):
                 await self.db.run(self.db.repository.ping)
@@ -175,7 +182,8 @@ async def open_app(settings: Settings, *, migrate: bool | None = None) -> AsyncI
         engine = create_engine(settings.database_url, settings.db_pool_size)
         stack.callback(engine.dispose)
         repository = SqlRepository(engine, _default_settings(settings))
-        db = Database(repository, settings.db_pool_size)
+        metrics = Metrics()
+        db = Database(repository, settings.db_pool_size, metrics)
         if migrate if migrate is not None else _is_sqlite(settings.database_url):
             await trio.to_thread.run_sync(upgrade, engine)
         default_user = await db.run(
@@ -191,7 +199,7 @@ async def open_app(settings: Settings, *, migrate: bool | None = None) -> AsyncI
         fanout = Fanout(hub)
         model: ChatModel = await stack.enter_async_context(_open_model(settings))
         log.info("AI provider: %s", model.name)
-        speech, audio_store, speech_name, accents = await _open_speech(stack, settings)
+        speech, audio_store, speech_name, accents = await _open_speech(stack, settings, metrics)
         log.info("speech engine: %s", speech_name)
 
         conversations = ConversationService(db, fanout)
@@ -204,6 +212,7 @@ async def open_app(settings: Settings, *, migrate: bool | None = None) -> AsyncI
             max_tokens=settings.ai_max_tokens,
             checkpoint_seconds=settings.checkpoint_seconds,
             max_per_user=settings.max_generations_per_user,
+            metrics=metrics,
         )
         services = Services(conversations, user_settings, chat, speech, audio_store)
         router = Router(services, Schemas(settings.limits))
@@ -216,7 +225,8 @@ async def open_app(settings: Settings, *, migrate: bool | None = None) -> AsyncI
             nursery.start_soon(chat.run_checkpoints)
             await nursery.start(chat.exchanges.run)
             await nursery.start(chat.finishes.run)
-            app = App(settings, db, hub, router, auth, chat, speech_name)
+            app = App(settings, db, hub, router, auth, chat, speech_name, metrics)
+            metrics.watch(lambda: len(app.connections), lambda: chat.active)
             watch = RevocationWatch(
                 db, app.user_limits.users, app.user_revoked, settings.revocation_check_seconds
             )
@@ -248,7 +258,7 @@ def _open_model(settings: Settings) -> AbstractAsyncContextManager[ChatModel]:
 
 
 async def _open_speech(
-    stack: AsyncExitStack, settings: Settings
+    stack: AsyncExitStack, settings: Settings, metrics: Metrics
 ) -> tuple[SpeechService, LocalAudioStore, str, tuple[str, ...]]:
     """The speech service, the audio store, the engine's name and the known accents."""
     engine = await stack.enter_async_context(
@@ -264,5 +274,6 @@ async def _open_speech(
         max_audio_seconds=settings.limits.max_audio_seconds,
         max_audio_bytes=settings.limits.max_audio_bytes,
         timeout=settings.speech_timeout,
+        metrics=metrics,
     )
     return service, LocalAudioStore(settings.audio_dir), engine.name, tuple(ACCENTS)

@@ -1,4 +1,4 @@
-"""The ASGI application: lifespan, ``/healthz``, ``/readyz`` and ``/ws``.
+"""The ASGI application: lifespan, ``/healthz``, ``/readyz``, ``/metrics`` and ``/ws``.
 
 Resources are opened by ``server.serve`` before hypercorn starts, so the
 lifespan protocol has nothing to do but say yes. A WebSocket handshake is
@@ -16,7 +16,10 @@ from typing import TYPE_CHECKING, Any
 from wsproto.events import Ping
 
 from .app import App
+from .log_context import bind_connection
 from .transport.auth import origin_allowed, token_from
+from .transport.forwarded import TrustedProxies
+from .transport.metrics_endpoint import metrics_response
 
 if TYPE_CHECKING:
     from .transport.direct_frames import DirectFrames
@@ -30,6 +33,8 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 
 _JSON = [(b"content-type", b"application/json")]
+_REFUSALS = {401: "token", 403: "origin", 404: "path", 429: "limit", 503: "draining"}
+"""The ``reason`` label of ``pichat_handshakes_refused``, by the refusal's status."""
 
 
 class AsgiApp:
@@ -37,6 +42,7 @@ class AsgiApp:
         self.app = app
         self.app_pings = app_pings
         """The app's heartbeat pings (through hypercorn's stream), not hypercorn's own."""
+        self.proxies = TrustedProxies(app.settings.forwarded_allow_ips)
         self._direct_frames_for: Callable[[Send], DirectFrames | None] | None = None
         """Text frames written straight to hypercorn's socket when it can (``fast_paths``)."""
         if direct_frames:
@@ -62,6 +68,8 @@ class AsgiApp:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
+        if kind != "lifespan" and self.proxies:
+            self.proxies.apply(scope)
         if kind == "websocket":
             await self._websocket(scope, receive, send)
         elif kind == "http":
@@ -76,6 +84,13 @@ class AsgiApp:
         elif path == "/readyz":
             ready = await self.app.ready()
             status, body = (200, b'{"status":"ready"}') if ready else (503, b'{"status":"unready"}')
+        elif path == "/metrics":
+            status, headers, body = metrics_response(
+                self.app.metrics, self.app.settings.metrics_token, scope["headers"]
+            )
+            await send({"type": "http.response.start", "status": status, "headers": headers})
+            await send({"type": "http.response.body", "body": body})
+            return
         else:
             status, body = 404, b'{"error":"not found"}'
         await send({"type": "http.response.start", "status": status, "headers": _JSON})
@@ -87,22 +102,23 @@ class AsgiApp:
             return
         headers = scope["headers"]
         if scope["path"] != "/ws":
-            await _refuse(send, 404, "not found")
+            await self._refuse(send, 404, "not found")
             return
         if self.app.draining:
-            await _refuse(send, 503, "the server is shutting down")
+            await self._refuse(send, 503, "the server is shutting down")
             return
         if not origin_allowed(self.app.settings.allowed_origins, headers):
-            await _refuse(send, 403, "origin not allowed")
+            await self._refuse(send, 403, "origin not allowed")
             return
         user = await self.app.auth.user_for(token_from(scope["query_string"], headers))
         if user is None:
-            await _refuse(send, 401, "missing or wrong token")
+            await self._refuse(send, 401, "missing or wrong token")
             return
         connection = self.app.connection(user)
         if connection is None:
-            await _refuse(send, 429, "too many connections for this user")
+            await self._refuse(send, 429, "too many connections for this user")
             return
+        bind_connection(connection.id, user.id)
         self.app.opened(connection)
         try:
             await send({"type": "websocket.accept"})
@@ -110,6 +126,12 @@ class AsgiApp:
             await connection.run(receive, send, self.ping_for(send), frames)
         finally:
             self.app.closed(connection)
+            if connection.outbox.stuck:
+                self.app.metrics.outbox_stalled(connection.outbox.dropped)
+
+    async def _refuse(self, send: Send, status: int, reason: str) -> None:
+        self.app.metrics.handshakes_refused.labels(_REFUSALS.get(status, str(status))).inc()
+        await _refuse(send, status, reason)
 
 
 async def _refuse(send: Send, status: int, reason: str) -> None:

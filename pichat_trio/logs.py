@@ -3,6 +3,9 @@
 The filter sits on the handler, so it covers our loggers and hypercorn's
 (access log included): ``token=...`` in any URL, ``Bearer ...`` values and
 the literal values of secret settings are replaced before formatting.
+Lines are readable text in development and one JSON object each in
+production (``LOG_FORMAT``, ``log_format.py``), with the ids of what they
+are about (``log_context.py``).
 """
 
 from __future__ import annotations
@@ -11,6 +14,9 @@ import logging
 import re
 import sys
 from collections.abc import Iterable
+
+from .log_context import ContextFilter
+from .log_format import TEXT_FORMAT, JsonLineFormatter
 
 __all__ = ["RedactingFilter", "configure_logging"]
 
@@ -45,11 +51,18 @@ class RedactingFilter(logging.Filter):
         return True
 
 
-def configure_logging(level: str, secrets: Iterable[str] = ()) -> logging.Handler:
+def configure_logging(
+    level: str, secrets: Iterable[str] = (), log_format: str = "text"
+) -> logging.Handler:
     """Log to stderr through the redacting filter; returns the handler."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
-    handler.addFilter(RedactingFilter(secrets))
+    redacting = RedactingFilter(secrets)
+    if log_format == "json":
+        handler.setFormatter(JsonLineFormatter(redacting.redact))
+    else:
+        handler.setFormatter(logging.Formatter(TEXT_FORMAT))
+    handler.addFilter(redacting)
+    handler.addFilter(ContextFilter())
     root = logging.getLogger()
     for old in list(root.handlers):
         root.removeHandler(old)

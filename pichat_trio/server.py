@@ -17,9 +17,11 @@ import trio
 from hypercorn.config import Config
 from hypercorn.trio import serve as hypercorn_serve
 
+from . import __version__
 from .app import App, open_app
 from .asgi import AsgiApp
 from .settings import Settings
+from .startup import log_start
 from .transport.heartbeat import Heartbeat
 from .transport.hypercorn_support import fast_paths
 
@@ -43,6 +45,9 @@ def hypercorn_config(settings: Settings, *, app_pings: bool = False) -> Config:
     config.accesslog = logging.getLogger("hypercorn.access")
     config.errorlog = logging.getLogger("hypercorn.error")
     config.access_log_format = '%(h)s "%(r)s" %(s)s %(b)s %(D)sus'
+    if settings.tls_certfile:  # https:// and wss:// without a proxy in front
+        config.certfile = settings.tls_certfile
+        config.keyfile = settings.tls_keyfile
     return config
 
 
@@ -61,6 +66,7 @@ async def serve(
     on_app: Callable[[App], None] | None = None,
 ) -> None:
     """Run the server until ``shutdown_trigger`` returns (or forever, until cancelled)."""
+    log_start(settings)
     async with open_app(settings) as app:
         if on_app is not None:
             on_app(app)
@@ -93,6 +99,9 @@ async def serve(
             binds = await nursery.start(run_hypercorn)
             url = binds[0]
             log.info(
-                "PiChat listening on %s (WebSocket at %s/ws)", url, url.replace("http", "ws", 1)
+                "PiChat %s listening on %s (WebSocket at %s/ws)",
+                __version__,
+                url,
+                url.replace("http", "ws", 1),
             )
             task_status.started(url)

@@ -18,7 +18,14 @@ from urllib.parse import quote_plus
 
 from .limits import Limits
 
-__all__ = ["VARIABLES", "Settings", "SettingsError", "Variable", "load_settings"]
+__all__ = [
+    "VARIABLES",
+    "Settings",
+    "SettingsError",
+    "Variable",
+    "check_tls",
+    "load_settings",
+]
 
 
 class SettingsError(Exception):
@@ -35,7 +42,20 @@ class Variable:
 
 VARIABLES: tuple[Variable, ...] = (
     Variable("SERVER_PORT", "8080", "TCP port to listen on (`pichat serve --port` wins)"),
+    Variable(
+        "WEBSITES_PORT", "", "App Service's port for the container; used when SERVER_PORT is unset"
+    ),
+    Variable(
+        "PORT", "", "port given by the platform; used when SERVER_PORT and WEBSITES_PORT are unset"
+    ),
     Variable("SERVER_HOST", "", "address to bind; empty: 127.0.0.1 in development, else 0.0.0.0"),
+    Variable("TLS_CERTFILE", "", "PEM certificate (chain): serve https:// and wss:// directly"),
+    Variable("TLS_KEYFILE", "", "PEM private key of TLS_CERTFILE"),
+    Variable(
+        "FORWARDED_ALLOW_IPS",
+        "127.0.0.1,::1",
+        "proxies (IPs, CIDRs or `*`) whose X-Forwarded-For/-Proto are believed",
+    ),
     Variable("ENVIRONMENT", "development", "`development` or `production`"),
     Variable(
         "API_TOKEN",
@@ -124,6 +144,14 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable("SHUTDOWN_GRACE", "10", "seconds in-flight answers may finish at shutdown"),
     Variable("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
+    Variable("LOG_FORMAT", "", "`json` or `text`; empty: json in production, text in development"),
+    Variable("METRICS_TOKEN", "", "bearer token GET /metrics needs; empty: open", secret=True),
+    Variable(
+        "APPLICATIONINSIGHTS_CONNECTION_STRING",
+        "",
+        "send metrics and traces to Azure Monitor (the `azure-monitor` extra)",
+        secret=True,
+    ),
 )
 
 _KNOWN = {v.name: v for v in VARIABLES}
@@ -135,6 +163,9 @@ class Settings:
 
     port: int = 8080
     host: str = "127.0.0.1"
+    tls_certfile: str = ""
+    tls_keyfile: str = ""
+    forwarded_allow_ips: tuple[str, ...] = ("127.0.0.1", "::1")
     environment: str = "development"
     api_token: str = ""
     api_token_generated: bool = False
@@ -179,6 +210,9 @@ class Settings:
     frame_seconds: float = 0.0
     shutdown_grace: float = 10.0
     log_level: str = "INFO"
+    log_format: str = "text"
+    metrics_token: str = ""
+    applicationinsights_connection_string: str = ""
     limits: Limits = field(default_factory=Limits)
 
     @property
@@ -243,6 +277,46 @@ def _database_url(get: Callable[[str], str]) -> str:
     return f"mssql+pyodbc:///?odbc_connect={quote_plus(odbc)}"
 
 
+def _port(source: Mapping[str, str], get: Callable[[str], str]) -> int:
+    """SERVER_PORT when set; else App Service's WEBSITES_PORT, else the platform's PORT."""
+    for name in ("SERVER_PORT", "WEBSITES_PORT", "PORT"):
+        if source.get(name, "").strip():
+            return _int(name, get(name), 0, 65535)
+    return _int("SERVER_PORT", get("SERVER_PORT"), 0, 65535)
+
+
+def _log_format(raw: str, environment: str) -> str:
+    chosen = raw.lower() or ("json" if environment == "production" else "text")
+    if chosen not in {"json", "text"}:
+        raise SettingsError(f"LOG_FORMAT={raw!r}: expected json or text")
+    return chosen
+
+
+def check_tls(certfile: str, keyfile: str) -> dict[str, str]:
+    if bool(certfile) != bool(keyfile):
+        raise SettingsError("TLS_CERTFILE and TLS_KEYFILE go together: set both or neither")
+    for name, path in (("TLS_CERTFILE", certfile), ("TLS_KEYFILE", keyfile)):
+        if path and not Path(path).is_file():
+            raise SettingsError(f"{name}={path!r}: no such file")
+    return {"tls_certfile": certfile, "tls_keyfile": keyfile}
+
+
+def _forwarded_allow_ips(raw: str) -> tuple[str, ...]:
+    import ipaddress
+
+    entries = tuple(part.strip() for part in raw.split(",") if part.strip())
+    for entry in entries:
+        if entry == "*":
+            continue
+        try:
+            ipaddress.ip_network(entry, strict=False)
+        except ValueError:
+            raise SettingsError(
+                f"FORWARDED_ALLOW_IPS: {entry!r} is not an IP address, a CIDR or *"
+            ) from None
+    return entries
+
+
 def load_settings(
     environ: Mapping[str, str] | None = None, env_file: Path | None = Path(".env"), **overrides: Any
 ) -> Settings:
@@ -305,7 +379,7 @@ def load_settings(
     max_tokens = _int("AI_MAX_TOKENS", get("AI_MAX_TOKENS"), 0, 1_000_000)
 
     values: dict[str, Any] = {
-        "port": _int("SERVER_PORT", get("SERVER_PORT"), 0, 65535),
+        "port": _port(source, get),
         "host": get("SERVER_HOST") or ("127.0.0.1" if environment == "development" else "0.0.0.0"),
         "environment": environment,
         "api_token": token,
@@ -371,6 +445,11 @@ def load_settings(
         "frame_seconds": _float("FRAME_SECONDS", get("FRAME_SECONDS"), 0, 1),
         "shutdown_grace": _float("SHUTDOWN_GRACE", get("SHUTDOWN_GRACE"), 0, 3600),
         "log_level": level,
+        "log_format": _log_format(get("LOG_FORMAT"), environment),
+        "metrics_token": get("METRICS_TOKEN"),
+        "applicationinsights_connection_string": get("APPLICATIONINSIGHTS_CONNECTION_STRING"),
+        **check_tls(get("TLS_CERTFILE"), get("TLS_KEYFILE")),
+        "forwarded_allow_ips": _forwarded_allow_ips(get("FORWARDED_ALLOW_IPS")),
         "limits": Limits(
             max_content_chars=_int("MAX_MESSAGE_CHARS", get("MAX_MESSAGE_CHARS"), 1, 10_000_000),
             max_title_chars=_int("MAX_TITLE_CHARS", get("MAX_TITLE_CHARS"), 1, 200),

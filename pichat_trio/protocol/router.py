@@ -19,6 +19,7 @@ from typing import Any, Protocol
 
 from ..errors import PichatError, UpstreamUnavailable
 from ..events import Texts, encode_event
+from ..log_context import bind_request
 from ..models import User
 from ..services.chat import ChatService
 from ..services.conversations import ConversationService
@@ -116,6 +117,7 @@ class Router:
                 raise ProtocolError("unknown_action", f"no such action: {request.action[:64]!r}")
             schema, handler = entry
             payload = decode_payload(request, schema)
+            bind_request(request.request_id, _conversation_of(payload))
             origin = Origin(peer.user, peer.id, request.request_id)
             await handler(_Call(peer, origin, request.action), payload)
         except ProtocolError as error:
@@ -337,3 +339,9 @@ def _b64(data: bytes) -> str:
 
 def _content_type(audio_format: str) -> str:
     return "audio/mpeg" if audio_format == "mp3" else "audio/wav"
+
+
+def _conversation_of(payload: Any) -> str | None:
+    """The conversation a request is about, for its log lines."""
+    found = getattr(payload, "conversation_id", None) or getattr(payload, "id", None)
+    return None if found is None else str(found)

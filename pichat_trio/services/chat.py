@@ -27,6 +27,7 @@ import trio
 
 from ..errors import Busy, InvalidInput, NotFound, PichatError
 from ..events import Frame, TokenFrame, encode_event
+from ..metrics import Metrics
 from ..models import (
     Conversation,
     Exchange,
@@ -96,6 +97,9 @@ class Generation:
     failure: Exception | None = None  # why the store failed
     question: Message | None = None  # the stored user message, for the other devices
     typing: str = ""  # the typing_indicator frame the requester got with message_sent
+    upstream_started: float | None = None  # when the model was asked (trio time)
+    first_token_at: float | None = None
+    upstream_ended: float | None = None
 
 
 class ChatService:
@@ -109,8 +113,10 @@ class ChatService:
         max_tokens: int | None = None,
         checkpoint_seconds: float = 1.0,
         max_per_user: int = 0,
+        metrics: Metrics | None = None,
     ) -> None:
         self._db = db
+        self._metrics = Metrics() if metrics is None else metrics
         self._repo = db.repository
         self._fanout = fanout
         self.model = model
@@ -332,12 +338,34 @@ class ChatService:
             if generation.scope.cancelled_caught:
                 finish = generation.reason
         finally:
+            self._ended(generation, finish, failure)
             with trio.CancelScope(shield=True) as cleanup:
                 cleanup.deadline = trio.current_time() + _CLEANUP_SECONDS
                 try:
                     await self._finish(generation, finish, failure)
                 finally:
                     self._release(generation)
+
+    def _ended(self, generation: Generation, finish: str, failure: PichatError | None) -> None:
+        """An answer's figures and its log line, once, when it ends."""
+        started, first, ended = (
+            generation.upstream_started,
+            generation.first_token_at,
+            generation.upstream_ended,
+        )
+        self._metrics.answer_ended(
+            finish,
+            len(generation.parts),
+            None if started is None or first is None else first - started,
+            None if started is None or ended is None else ended - started,
+            None if failure is None else failure.code,
+        )
+        log.info(
+            "answer %s ended: %s, %d tokens",
+            generation.message_id,
+            finish,
+            len(generation.parts),
+        )
 
     async def _started(self, generation: Generation) -> None:
         """``new_message`` and ``typing_indicator`` to the user's other devices, in one
@@ -371,13 +399,21 @@ class ChatService:
         prefix = TokenFrame.prefix_for(generation.conversation_id, generation.message_id)
         parts = generation.parts
         finish = "stop"
-        async with aclosing(self.model.stream_reply(request)) as stream:
-            async for delta in stream:
-                if delta.text:
-                    parts.append(delta.text)
-                    await publish(user_id, TokenFrame(prefix, generation.message_id, delta.text))
-                if delta.finish_reason is not None:
-                    finish = delta.finish_reason
+        generation.upstream_started = trio.current_time()
+        try:
+            async with aclosing(self.model.stream_reply(request)) as stream:
+                async for delta in stream:
+                    if delta.text:
+                        if not parts:
+                            generation.first_token_at = trio.current_time()
+                        parts.append(delta.text)
+                        await publish(
+                            user_id, TokenFrame(prefix, generation.message_id, delta.text)
+                        )
+                    if delta.finish_reason is not None:
+                        finish = delta.finish_reason
+        finally:
+            generation.upstream_ended = trio.current_time()
         return finish
 
     async def run_checkpoints(self) -> None:

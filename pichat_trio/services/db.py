@@ -31,6 +31,7 @@ from typing import Any, TypeVar
 import outcome
 import trio
 
+from ..metrics import Metrics
 from ..ports import Repository
 
 __all__ = ["Database"]
@@ -39,9 +40,12 @@ T = TypeVar("T")
 
 
 class Database:
-    def __init__(self, repository: Repository, threads: int) -> None:
+    def __init__(
+        self, repository: Repository, threads: int, metrics: Metrics | None = None
+    ) -> None:
         self.repository = repository
         self._limiter = trio.CapacityLimiter(threads)
+        self._seconds = (Metrics() if metrics is None else metrics).db_seconds
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """Run ``fn(*args, **kwargs)`` (a repository method) in a worker thread."""
@@ -81,9 +85,11 @@ class Database:
     ) -> None:
         token = trio.lowlevel.current_trio_token()
         context = contextvars.copy_context()
+        started = trio.current_time()
 
         def ended(result: outcome.Outcome[T]) -> None:  # trio's thread
             self._limiter.release_on_behalf_of(borrower)
+            self._seconds.observe(trio.current_time() - started)
             deliver(result)
 
         def hand_over(result: outcome.Outcome[T]) -> None:  # the worker's thread

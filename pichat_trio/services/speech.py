@@ -14,6 +14,7 @@ from collections.abc import AsyncGenerator, AsyncIterator
 import trio
 
 from ..errors import InvalidInput, UpstreamUnavailable
+from ..metrics import Metrics
 from ..models import VoiceSettings
 from ..ports import AudioFormat, PcmAudio, SpeechEngine, Synthesis
 from ..voices import language_for_accent
@@ -40,8 +41,10 @@ class SpeechService:
         max_audio_seconds: float = 60,
         max_audio_bytes: int = 10 * 1024 * 1024,
         timeout: float = 30,
+        metrics: Metrics | None = None,
     ) -> None:
         self._engine = engine
+        self._metrics = Metrics() if metrics is None else metrics
         self._max_text_chars = max_text_chars
         self._max_audio_seconds = max_audio_seconds
         self._max_audio_bytes = max_audio_bytes
@@ -68,11 +71,12 @@ class SpeechService:
         self, text: str, voice: VoiceSettings, audio_format: AudioFormat
     ) -> Synthesis:
         self._check_text(text)
-        try:
-            with trio.fail_after(self._timeout):
-                return await self._engine.synthesize(text, voice, audio_format)
-        except trio.TooSlowError:
-            raise self._timed_out() from None
+        with self._metrics.speech_call("text_to_speech"):
+            try:
+                with trio.fail_after(self._timeout):
+                    return await self._engine.synthesize(text, voice, audio_format)
+            except trio.TooSlowError:
+                raise self._timed_out() from None
 
     def text_to_speech_stream(
         self, text: str, voice: VoiceSettings, audio_format: AudioFormat
@@ -90,17 +94,18 @@ class SpeechService:
     ) -> AsyncGenerator[bytes, None]:
         chunks = self._engine.synthesize_stream(text, voice, audio_format)
         try:
-            while True:
-                # The deadline covers each wait, never a yield: a cancel scope
-                # must not stay open while the consumer runs.
-                try:
-                    with trio.fail_after(self._timeout):
-                        chunk = await anext(chunks)
-                except StopAsyncIteration:
-                    return
-                except trio.TooSlowError:
-                    raise self._timed_out() from None
-                yield chunk
+            with self._metrics.speech_call("text_to_speech_stream"):
+                while True:
+                    # The deadline covers each wait, never a yield: a cancel scope
+                    # must not stay open while the consumer runs.
+                    try:
+                        with trio.fail_after(self._timeout):
+                            chunk = await anext(chunks)
+                    except StopAsyncIteration:
+                        return
+                    except trio.TooSlowError:
+                        raise self._timed_out() from None
+                    yield chunk
         finally:
             await _aclose(chunks)
 
@@ -121,11 +126,12 @@ class SpeechService:
         if not _LANGUAGE_TAG.match(language):
             raise InvalidInput("payload.language", "expected a language tag such as en-US or pl-PL")
         pcm = self._parse(decode_audio_base64(audio_base64, self._max_audio_bytes))
-        try:
-            with trio.fail_after(self._timeout):
-                text = await self._engine.recognize(pcm, language)
-        except trio.TooSlowError:
-            raise self._timed_out() from None
+        with self._metrics.speech_call("speech_to_text"):
+            try:
+                with trio.fail_after(self._timeout):
+                    text = await self._engine.recognize(pcm, language)
+            except trio.TooSlowError:
+                raise self._timed_out() from None
         return text.strip()
 
 

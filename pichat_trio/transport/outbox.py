@@ -64,6 +64,7 @@ class Outbox:
         "_pacer",
         "_waiter",
         "connection_id",
+        "dropped",
         "last_sent",
         "max_frames",
         "merged",
@@ -88,6 +89,7 @@ class Outbox:
         self.stall_seconds = stall_seconds
         self.merged = 0  # token frames folded into a waiting one, for benchmarks
         self.stuck = False
+        self.dropped = 0  # frames thrown away when the client was given up on
         self.streaming = False  # the last frame taken was a token frame
         self.sending_since: float | None = None  # set by the writer around each send
         self.last_sent = -float("inf")  # when a token frame was last sent (begun)
@@ -189,6 +191,7 @@ class Outbox:
         self.stuck = True
         self._closed = True
         if self._frames:
+            self.dropped = len(self._frames)
             self._frames.clear()
         self._wake()
         self._on_stuck()

@@ -25,6 +25,7 @@ import trio
 
 from ... import __version__
 from ...errors import UpstreamUnavailable
+from ...log_context import bind_upstream_request
 from ...ports import ChatDelta, ChatRequest
 from .failures import DROPPED, Failure, failure_for_exception, failure_for_status
 from .pool import KeepAliveTransport, body_chunks
@@ -183,6 +184,7 @@ class HttpChatModel:
             failure: Failure
             try:
                 async with self._exchange(call) as response:
+                    bind_upstream_request(response.headers)
                     if response.status_code != 200:
                         failure = failure_for_status(
                             response.status_code,

@@ -1,0 +1,162 @@
+"""The server's figures, in Prometheus' text format at ``GET /metrics``.
+
+Each app owns a ``Metrics`` with a registry of its own (several servers in
+one process, as in the tests, never clash). What changes per token is not
+counted per token: an answer adds its token count once, when it ends, and
+the gauges (open connections, active generations) are read when scraped.
+Everything else moves once per handshake, answer, speech call or database
+call.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+
+import trio
+from prometheus_client import (
+    CONTENT_TYPE_LATEST,
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    generate_latest,
+)
+from prometheus_client.gc_collector import GCCollector
+from prometheus_client.platform_collector import PlatformCollector
+from prometheus_client.process_collector import ProcessCollector
+
+__all__ = ["CONTENT_TYPE", "Metrics"]
+
+log = logging.getLogger(__name__)
+
+CONTENT_TYPE = CONTENT_TYPE_LATEST
+
+_LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0)
+"""Seconds: a first token takes from tens of milliseconds to tens of seconds."""
+
+_DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
+"""Seconds: SQLite answers in microseconds, Azure SQL in milliseconds."""
+
+
+class Metrics:
+    def __init__(self) -> None:
+        self.registry = registry = CollectorRegistry()
+        ProcessCollector(registry=registry)
+        PlatformCollector(registry=registry)
+        GCCollector(registry=registry)
+        self.connections = Gauge(
+            "pichat_connections", "open WebSocket connections", registry=registry
+        )
+        self.handshakes_refused = Counter(
+            "pichat_handshakes_refused",
+            "WebSocket handshakes refused, by reason",
+            ["reason"],
+            registry=registry,
+        )
+        self.generations = Gauge(
+            "pichat_generations_active", "answers being generated now", registry=registry
+        )
+        self.answers = Counter(
+            "pichat_answers",
+            "answers ended, by finish reason",
+            ["finish_reason"],
+            registry=registry,
+        )
+        self.tokens = Counter(
+            "pichat_tokens_streamed",
+            "tokens (upstream text fragments) streamed to clients",
+            registry=registry,
+        )
+        self.time_to_first_token = Histogram(
+            "pichat_time_to_first_token_seconds",
+            "from the upstream request to the answer's first token",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.upstream_seconds = Histogram(
+            "pichat_upstream_seconds",
+            "whole upstream AI calls, from the request to the last token",
+            buckets=_LATENCY_BUCKETS,
+            registry=registry,
+        )
+        self.upstream_errors = Counter(
+            "pichat_upstream_errors",
+            "failed upstream calls, by kind (the protocol's error code)",
+            ["kind"],
+            registry=registry,
+        )
+        self.speech_calls = Counter(
+            "pichat_speech_calls",
+            "speech calls, by operation and outcome",
+            ["operation", "outcome"],
+            registry=registry,
+        )
+        self.db_seconds = Histogram(
+            "pichat_db_call_seconds",
+            "database calls, from the start of their worker thread to the result",
+            buckets=_DB_BUCKETS,
+            registry=registry,
+        )
+        self.outbox_stalls = Counter(
+            "pichat_outbox_stalls",
+            "connections closed because their client stopped reading",
+            registry=registry,
+        )
+        self.outbox_dropped = Counter(
+            "pichat_outbox_dropped_frames",
+            "frames dropped with a stalled connection's outbox",
+            registry=registry,
+        )
+
+    def watch(self, connections: Callable[[], int], generations: Callable[[], int]) -> None:
+        """The gauges read their value from the app when scraped."""
+        self.connections.set_function(lambda: float(connections()))
+        self.generations.set_function(lambda: float(generations()))
+
+    def answer_ended(
+        self,
+        finish_reason: str,
+        tokens: int,
+        first_token: float | None,
+        upstream: float | None,
+        error_code: str | None,
+    ) -> None:
+        """One answer's figures, all at once when it ends (seconds, or None)."""
+        self.answers.labels(finish_reason).inc()
+        if tokens:
+            self.tokens.inc(tokens)
+        if first_token is not None:
+            self.time_to_first_token.observe(first_token)
+        if upstream is not None:
+            self.upstream_seconds.observe(upstream)
+        if error_code is not None:
+            self.upstream_errors.labels(error_code).inc()
+
+    def outbox_stalled(self, dropped: int) -> None:
+        """A connection was closed for not reading, with ``dropped`` frames still queued."""
+        self.outbox_stalls.inc()
+        if dropped:
+            self.outbox_dropped.inc(dropped)
+
+    @contextmanager
+    def speech_call(self, operation: str) -> Iterator[None]:
+        """Count the call in the block by its outcome: ``ok``, its error's code,
+        ``cancelled``, or ``closed`` (a stream its consumer stopped reading)."""
+        outcome = "ok"
+        try:
+            yield
+        except GeneratorExit:
+            outcome = "closed"
+            raise
+        except BaseException as exc:
+            outcome = getattr(exc, "code", None) or (
+                "cancelled" if isinstance(exc, trio.Cancelled) else "internal_error"
+            )
+            raise
+        finally:
+            self.speech_calls.labels(operation, outcome).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
