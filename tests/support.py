@@ -212,3 +212,90 @@ async def collect_stream(client: Client, conversation_id: str) -> dict[str, Any]
                 "message": stored,
                 "conversation": payload,
             }
+
+
+async def handshake_status(url: str, headers: list[tuple[str, str]] | None = None) -> int:
+    """The HTTP status a WebSocket handshake to ``url`` gets, over a raw socket."""
+    parts = urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    lines = [
+        f"GET {target} HTTP/1.1",
+        f"Host: {parts.netloc}",
+        "Upgrade: websocket",
+        "Connection: Upgrade",
+        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
+        "Sec-WebSocket-Version: 13",
+        *(f"{name}: {value}" for name, value in headers or []),
+    ]
+    with trio.fail_after(5):
+        stream = await trio.open_tcp_stream(parts.hostname, parts.port)
+        async with stream:
+            await stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode())
+            head = b""
+            while b"\r\n" not in head:
+                chunk = await stream.receive_some(1024)
+                if not chunk:
+                    break
+                head += chunk
+    return int(head.split(b" ", 2)[1])
+
+
+class ServerProcess:
+    """A ``pichat serve`` child process: its URL once it listens, and its stderr lines."""
+
+    def __init__(self) -> None:
+        self.url = ""
+        self.lines: list[str] = []
+        self.status: int | None = None
+        self.listening = trio.Event()
+
+    async def read(self, stream: trio.abc.ReceiveStream) -> None:
+        buffer = b""
+        async for chunk in stream:
+            buffer += chunk
+            *complete, buffer = buffer.split(b"\n")
+            for raw in complete:
+                line = raw.decode()
+                self.lines.append(line)
+                if " listening on " in line and not self.url:
+                    start = line.index(" listening on ") + len(" listening on ")
+                    self.url = line[start:].split()[0]
+                    self.listening.set()
+        if buffer:
+            self.lines.append(buffer.decode())
+
+
+@asynccontextmanager
+async def run_server_process(
+    argv: list[str], env: dict[str, str], cwd: Path, **options: Any
+) -> AsyncIterator[ServerProcess]:
+    """Start ``argv`` (a server), wait until it listens; SIGTERM it at the end.
+
+    ``status`` is its exit status once the block is left; ``options`` go to
+    ``trio.lowlevel.open_process`` (``preexec_fn`` for another user, say).
+    """
+    import signal
+    import subprocess
+
+    server = ServerProcess()
+    async with trio.open_nursery() as nursery:
+        process = await trio.lowlevel.open_process(
+            argv,
+            env=env,
+            cwd=cwd,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+            **options,
+        )
+        try:
+            assert process.stderr is not None
+            nursery.start_soon(server.read, process.stderr)
+            with trio.fail_after(60):
+                await server.listening.wait()
+            yield server
+        finally:
+            if process.returncode is None:
+                process.send_signal(signal.SIGTERM)
+            with trio.fail_after(30):
+                server.status = await process.wait()
