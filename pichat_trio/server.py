@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 import signal
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import trio
 from hypercorn.config import Config
@@ -81,11 +82,17 @@ async def serve(
         paths = fast_paths()
         app_pings = paths.app_pings  # else hypercorn pings each connection itself
 
-        asgi_app = AsgiApp(app, app_pings=app_pings, direct_frames=paths.direct_frames)
+        asgi_app: Any = AsgiApp(app, app_pings=app_pings, direct_frames=paths.direct_frames)
+        if settings.applicationinsights_connection_string:
+            from .azure_monitor import start_azure_monitor
+
+            asgi_app = start_azure_monitor(
+                settings.applicationinsights_connection_string, app.metrics, asgi_app
+            )
 
         async def run_hypercorn(task_status: trio.TaskStatus[list[str]]) -> None:
             await hypercorn_serve(
-                asgi_app,  # type: ignore[arg-type]
+                asgi_app,
                 hypercorn_config(settings, app_pings=app_pings),
                 shutdown_trigger=trigger,
                 task_status=task_status,
