@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from functools import partial
 
 import trio
 from prometheus_client import (
@@ -46,52 +47,35 @@ class Metrics:
         ProcessCollector(registry=registry)
         PlatformCollector(registry=registry)
         GCCollector(registry=registry)
-        self.connections = Gauge(
-            "pichat_connections", "open WebSocket connections", registry=registry
+        gauge = partial(Gauge, registry=registry)
+        counter = partial(Counter, registry=registry)
+        latency = partial(Histogram, buckets=_LATENCY_BUCKETS, registry=registry)
+        self.connections = gauge("pichat_connections", "open WebSocket connections")
+        self.generations = gauge("pichat_generations_active", "answers being generated now")
+        self.handshakes_refused = counter(
+            "pichat_handshakes_refused", "WebSocket handshakes refused, by reason", ["reason"]
         )
-        self.handshakes_refused = Counter(
-            "pichat_handshakes_refused",
-            "WebSocket handshakes refused, by reason",
-            ["reason"],
-            registry=registry,
+        self.answers = counter(
+            "pichat_answers", "answers ended, by finish reason", ["finish_reason"]
         )
-        self.generations = Gauge(
-            "pichat_generations_active", "answers being generated now", registry=registry
+        self.tokens = counter(
+            "pichat_tokens_streamed", "tokens (text fragments) streamed to clients"
         )
-        self.answers = Counter(
-            "pichat_answers",
-            "answers ended, by finish reason",
-            ["finish_reason"],
-            registry=registry,
+        self.time_to_first_token = latency(
+            "pichat_time_to_first_token_seconds", "from the upstream request to the first token"
         )
-        self.tokens = Counter(
-            "pichat_tokens_streamed",
-            "tokens (upstream text fragments) streamed to clients",
-            registry=registry,
+        self.upstream_seconds = latency(
+            "pichat_upstream_seconds", "whole upstream AI calls, from the request to the last token"
         )
-        self.time_to_first_token = Histogram(
-            "pichat_time_to_first_token_seconds",
-            "from the upstream request to the answer's first token",
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.upstream_seconds = Histogram(
-            "pichat_upstream_seconds",
-            "whole upstream AI calls, from the request to the last token",
-            buckets=_LATENCY_BUCKETS,
-            registry=registry,
-        )
-        self.upstream_errors = Counter(
+        self.upstream_errors = counter(
             "pichat_upstream_errors",
-            "failed upstream calls, by kind (the protocol's error code)",
+            "failed upstream calls, by the protocol's error code",
             ["kind"],
-            registry=registry,
         )
-        self.speech_calls = Counter(
+        self.speech_calls = counter(
             "pichat_speech_calls",
             "speech calls, by operation and outcome",
             ["operation", "outcome"],
-            registry=registry,
         )
         self.db_seconds = Histogram(
             "pichat_db_call_seconds",
@@ -99,15 +83,11 @@ class Metrics:
             buckets=_DB_BUCKETS,
             registry=registry,
         )
-        self.outbox_stalls = Counter(
-            "pichat_outbox_stalls",
-            "connections closed because their client stopped reading",
-            registry=registry,
+        self.outbox_stalls = counter(
+            "pichat_outbox_stalls", "connections closed because their client stopped reading"
         )
-        self.outbox_dropped = Counter(
-            "pichat_outbox_dropped_frames",
-            "frames dropped with a stalled connection's outbox",
-            registry=registry,
+        self.outbox_dropped = counter(
+            "pichat_outbox_dropped_frames", "frames dropped with a stalled connection's outbox"
         )
 
     def watch(self, connections: Callable[[], int], generations: Callable[[], int]) -> None:

@@ -53,9 +53,7 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("TLS_CERTFILE", "", "PEM certificate (chain): serve https:// and wss:// directly"),
     Variable("TLS_KEYFILE", "", "PEM private key of TLS_CERTFILE"),
     Variable(
-        "FORWARDED_ALLOW_IPS",
-        "127.0.0.1,::1",
-        "proxies (IPs, CIDRs or `*`) whose X-Forwarded-For/-Proto are believed",
+        "FORWARDED_ALLOW_IPS", "127.0.0.1,::1", "proxies (IPs, CIDRs, `*`) trusted to forward"
     ),
     Variable("ENVIRONMENT", "development", "`development` or `production`"),
     Variable(
