@@ -48,6 +48,10 @@ async def test_offline_round_trip_through_the_socket(server):
             )
     assert heard["action"] == "speech_to_text_result", heard
     assert heard["payload"]["language"] == "en-US" and heard["payload"]["engine"] == "offline"
+    figures = server.app.metrics.registry
+    for operation in ("text_to_speech", "speech_to_text"):
+        labels = {"operation": operation, "outcome": "ok"}
+        assert figures.get_sample_value("pichat_speech_calls_total", labels) == 1
     words = heard["payload"]["text"].split()
     # espeak-ng's synthetic voice and pocketsphinx's small model: digits survive well,
     # so at least 4 of the 7 must come back.

@@ -58,6 +58,8 @@ async def test_a_stuck_client_is_closed_and_its_answer_interrupted(tmp_path):
     assert stream["final"]["finish_reason"] == "interrupted"
     assert stream["message"]["status"] == "interrupted"
     assert upstream.ended_by == "client" and upstream.tokens_sent < 5000
+    figures = server.app.metrics.registry
+    assert figures.get_sample_value("pichat_outbox_stalls_total") == 1
 
 
 async def test_a_failure_inside_the_server_is_an_internal_error(server, caplog):
