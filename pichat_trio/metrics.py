@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from functools import partial
 
 import trio
@@ -28,7 +29,7 @@ from prometheus_client.gc_collector import GCCollector
 from prometheus_client.platform_collector import PlatformCollector
 from prometheus_client.process_collector import ProcessCollector
 
-__all__ = ["CONTENT_TYPE", "Metrics"]
+__all__ = ["CONTENT_TYPE", "AnswerTiming", "Metrics"]
 
 log = logging.getLogger(__name__)
 
@@ -39,6 +40,14 @@ _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 
 
 _DB_BUCKETS = (0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 5.0)
 """Seconds: SQLite answers in microseconds, Azure SQL in milliseconds."""
+
+
+@dataclass(slots=True)
+class AnswerTiming:
+    """When (trio time) an answer's upstream call began and its first token came."""
+
+    started: float | None = None
+    first_token: float | None = None
 
 
 class Metrics:
@@ -96,23 +105,19 @@ class Metrics:
         self.generations.set_function(lambda: float(generations()))
 
     def answer_ended(
-        self,
-        finish_reason: str,
-        tokens: int,
-        first_token: float | None,
-        upstream: float | None,
-        error_code: str | None,
+        self, finish_reason: str, tokens: int, timing: AnswerTiming, error: Exception | None
     ) -> None:
-        """One answer's figures, all at once when it ends (seconds, or None)."""
+        """One answer's figures, all at once when it ends."""
         self.answers.labels(finish_reason).inc()
         if tokens:
             self.tokens.inc(tokens)
-        if first_token is not None:
-            self.time_to_first_token.observe(first_token)
-        if upstream is not None:
-            self.upstream_seconds.observe(upstream)
-        if error_code is not None:
-            self.upstream_errors.labels(error_code).inc()
+        started = timing.started
+        if started is not None:
+            self.upstream_seconds.observe(trio.current_time() - started)
+            if timing.first_token is not None:
+                self.time_to_first_token.observe(timing.first_token - started)
+        if error is not None:
+            self.upstream_errors.labels(getattr(error, "code", "internal_error")).inc()
 
     def outbox_stalled(self, dropped: int) -> None:
         """A connection was closed for not reading, with ``dropped`` frames still queued."""

@@ -27,7 +27,7 @@ import trio
 
 from ..errors import Busy, InvalidInput, NotFound, PichatError
 from ..events import Frame, TokenFrame, encode_event
-from ..metrics import Metrics
+from ..metrics import AnswerTiming, Metrics
 from ..models import (
     Conversation,
     Exchange,
@@ -97,9 +97,7 @@ class Generation:
     failure: Exception | None = None  # why the store failed
     question: Message | None = None  # the stored user message, for the other devices
     typing: str = ""  # the typing_indicator frame the requester got with message_sent
-    upstream_started: float | None = None  # when the model was asked (trio time)
-    first_token_at: float | None = None
-    upstream_ended: float | None = None
+    timing: AnswerTiming = field(default_factory=AnswerTiming)  # for the figures
 
 
 class ChatService:
@@ -348,24 +346,9 @@ class ChatService:
 
     def _ended(self, generation: Generation, finish: str, failure: PichatError | None) -> None:
         """An answer's figures and its log line, once, when it ends."""
-        started, first, ended = (
-            generation.upstream_started,
-            generation.first_token_at,
-            generation.upstream_ended,
-        )
-        self._metrics.answer_ended(
-            finish,
-            len(generation.parts),
-            None if started is None or first is None else first - started,
-            None if started is None or ended is None else ended - started,
-            None if failure is None else failure.code,
-        )
-        log.info(
-            "answer %s ended: %s, %d tokens",
-            generation.message_id,
-            finish,
-            len(generation.parts),
-        )
+        tokens = len(generation.parts)
+        self._metrics.answer_ended(finish, tokens, generation.timing, failure)
+        log.info("answer %s ended: %s, %d tokens", generation.message_id, finish, tokens)
 
     async def _started(self, generation: Generation) -> None:
         """``new_message`` and ``typing_indicator`` to the user's other devices, in one
@@ -399,21 +382,17 @@ class ChatService:
         prefix = TokenFrame.prefix_for(generation.conversation_id, generation.message_id)
         parts = generation.parts
         finish = "stop"
-        generation.upstream_started = trio.current_time()
-        try:
-            async with aclosing(self.model.stream_reply(request)) as stream:
-                async for delta in stream:
-                    if delta.text:
-                        if not parts:
-                            generation.first_token_at = trio.current_time()
-                        parts.append(delta.text)
-                        await publish(
-                            user_id, TokenFrame(prefix, generation.message_id, delta.text)
-                        )
-                    if delta.finish_reason is not None:
-                        finish = delta.finish_reason
-        finally:
-            generation.upstream_ended = trio.current_time()
+        timing = generation.timing
+        timing.started = trio.current_time()
+        async with aclosing(self.model.stream_reply(request)) as stream:
+            async for delta in stream:
+                if delta.text:
+                    if not parts:
+                        timing.first_token = trio.current_time()
+                    parts.append(delta.text)
+                    await publish(user_id, TokenFrame(prefix, generation.message_id, delta.text))
+                if delta.finish_reason is not None:
+                    finish = delta.finish_reason
         return finish
 
     async def run_checkpoints(self) -> None:
