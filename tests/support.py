@@ -214,32 +214,6 @@ async def collect_stream(client: Client, conversation_id: str) -> dict[str, Any]
             }
 
 
-async def handshake_status(url: str, headers: list[tuple[str, str]] | None = None) -> int:
-    """The HTTP status a WebSocket handshake to ``url`` gets, over a raw socket."""
-    parts = urlsplit(url)
-    target = parts.path + (f"?{parts.query}" if parts.query else "")
-    lines = [
-        f"GET {target} HTTP/1.1",
-        f"Host: {parts.netloc}",
-        "Upgrade: websocket",
-        "Connection: Upgrade",
-        "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==",
-        "Sec-WebSocket-Version: 13",
-        *(f"{name}: {value}" for name, value in headers or []),
-    ]
-    with trio.fail_after(5):
-        stream = await trio.open_tcp_stream(parts.hostname, parts.port)
-        async with stream:
-            await stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode())
-            head = b""
-            while b"\r\n" not in head:
-                chunk = await stream.receive_some(1024)
-                if not chunk:
-                    break
-                head += chunk
-    return int(head.split(b" ", 2)[1])
-
-
 class ServerProcess:
     """A ``pichat serve`` child process: its URL once it listens, and its stderr lines."""
 
