@@ -10,30 +10,18 @@ call.
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import partial
 
+import prometheus_client as prometheus
 import trio
-from prometheus_client import (
-    CONTENT_TYPE_LATEST,
-    CollectorRegistry,
-    Counter,
-    Gauge,
-    Histogram,
-    generate_latest,
-)
-from prometheus_client.gc_collector import GCCollector
-from prometheus_client.platform_collector import PlatformCollector
-from prometheus_client.process_collector import ProcessCollector
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 __all__ = ["CONTENT_TYPE", "AnswerTiming", "Metrics"]
 
-log = logging.getLogger(__name__)
-
-CONTENT_TYPE = CONTENT_TYPE_LATEST
+CONTENT_TYPE = prometheus.CONTENT_TYPE_LATEST
 
 _LATENCY_BUCKETS = (0.05, 0.1, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0, 15.0, 30.0, 60.0, 120.0)
 """Seconds: a first token takes from tens of milliseconds to tens of seconds."""
@@ -53,9 +41,9 @@ class AnswerTiming:
 class Metrics:
     def __init__(self) -> None:
         self.registry = registry = CollectorRegistry()
-        ProcessCollector(registry=registry)
-        PlatformCollector(registry=registry)
-        GCCollector(registry=registry)
+        prometheus.ProcessCollector(registry=registry)
+        prometheus.PlatformCollector(registry=registry)
+        prometheus.GCCollector(registry=registry)
         gauge = partial(Gauge, registry=registry)
         counter = partial(Counter, registry=registry)
         latency = partial(Histogram, buckets=_LATENCY_BUCKETS, registry=registry)
@@ -144,4 +132,4 @@ class Metrics:
             self.speech_calls.labels(operation, outcome).inc()
 
     def render(self) -> bytes:
-        return generate_latest(self.registry)
+        return prometheus.generate_latest(self.registry)
