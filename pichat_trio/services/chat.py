@@ -24,6 +24,7 @@ from contextlib import aclosing
 from dataclasses import dataclass, field
 
 import trio
+from trio_util import AsyncValue
 
 from ..errors import Busy, InvalidInput, NotFound, PichatError
 from ..events import Frame, TokenFrame, encode_event
@@ -131,8 +132,7 @@ class ChatService:
         self._active: dict[tuple[str, str], Generation] = {}
         self._per_user: dict[str, int] = {}  # generations running, by user id
         self._max_per_user = max_per_user  # 0: no cap
-        self._idle = trio.Event()
-        self._idle.set()
+        self._running = AsyncValue(0)  # len(_active), for ``wait_idle`` (shutdown)
 
     # The repository's batch methods, looked up per batch (not bound at start-up).
 
@@ -284,7 +284,8 @@ class ChatService:
         return (user_id, conversation_id) in self._active
 
     async def wait_idle(self) -> None:
-        await self._idle.wait()
+        """Wait until no answer is being generated."""
+        await self._running.wait_value(0)
 
     @property
     def active(self) -> int:
@@ -296,7 +297,7 @@ class ChatService:
         self._active[generation.key] = generation
         user_id = generation.key[0]
         self._per_user[user_id] = self._per_user.get(user_id, 0) + 1
-        self._idle = trio.Event() if self._idle.is_set() else self._idle
+        self._running.value = len(self._active)
 
     def _release(self, generation: Generation) -> None:
         if self._active.get(generation.key) is generation:
@@ -307,8 +308,7 @@ class ChatService:
                 self._per_user[user_id] = left
             else:
                 del self._per_user[user_id]
-        if not self._active:
-            self._idle.set()
+        self._running.value = len(self._active)
         generation.released.set()
 
     async def generate(self, generation: Generation) -> None:

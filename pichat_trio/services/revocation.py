@@ -14,8 +14,9 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable, Collection
+from contextlib import aclosing
 
-import trio
+from trio_util import periodic
 
 from .db import Database
 
@@ -39,10 +40,11 @@ class RevocationWatch:
         self._failing = False  # the last check failed: said once, not every interval
 
     async def run(self) -> None:
-        """Check every ``interval`` until cancelled; a failed check is retried."""
-        while True:
-            await trio.sleep(self.interval)
-            await self.check()
+        """Check every ``interval`` until cancelled (a slow check shortens the next
+        wait, as ``periodic`` keeps the pace); a failed check is retried."""
+        async with aclosing(periodic(self.interval)) as ticks:
+            async for _ in ticks:
+                await self.check()
 
     async def check(self) -> None:
         user_ids = list(self._connected())
