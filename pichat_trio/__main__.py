@@ -101,7 +101,8 @@ def _serve(settings: Settings) -> int:
             "pichat: no API_TOKEN set; generated one for this run (development only):\n"
             f"  {settings.api_token}\n"
             "Set API_TOKEN in the environment or .env to keep it across restarts. "
-            f"Connect to ws://{settings.host}:{settings.port}/ws?token=<that token>",
+            f"Connect to ws://{settings.host}:{settings.port}/ws?token=<that token>\n"
+            f"Open the page: http://{settings.host}:{settings.port}/#token={settings.api_token}",
             file=sys.stderr,
             flush=True,
         )

@@ -20,6 +20,7 @@ from .log_context import bind_connection
 from .transport.auth import origin_allowed, token_from
 from .transport.forwarded import TrustedProxies
 from .transport.metrics_endpoint import metrics_response
+from .web import respond as respond_web
 
 if TYPE_CHECKING:
     from .transport.direct_frames import DirectFrames
@@ -78,6 +79,8 @@ class AsgiApp:
             await _lifespan(receive, send)
 
     async def _http(self, scope: Scope, send: Send) -> None:
+        if await respond_web(scope, send):  # the page at / and its files
+            return
         path = scope["path"]
         if path == "/healthz":
             status, body = 200, b'{"status":"ok"}'
