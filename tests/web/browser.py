@@ -89,9 +89,9 @@ def open_page(
             browser.close()
 
 
-async def in_browser(steps: Callable[..., None], *args: Any) -> None:
+async def in_browser(steps: Callable[..., None], *args: Any, **kwargs: Any) -> None:
     """Run the browser ``steps`` in a worker thread, from a trio test."""
-    await trio.to_thread.run_sync(partial(steps, *args))
+    await trio.to_thread.run_sync(partial(steps, *args, **kwargs))
 
 
 def on_trio(fn: Callable[..., Any], *args: Any) -> Any:

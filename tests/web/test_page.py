@@ -1,0 +1,331 @@
+"""The page in a real headless Chromium against the real server (echo model, SQLite)."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any
+
+from support import RunningServer, make_settings, open_conversation, run_server
+
+from pichat_trio.adapters.ai.echo import ECHO_NOTICE
+
+from .browser import Page, expect, in_browser, needs_browser, on_trio, open_page
+
+pytestmark = needs_browser
+
+PACE = {"ECHO_TOKENS_PER_SECOND": "25"}
+"""Slow enough to watch an answer grow and to stop a long one, fast enough for a short one."""
+
+LONG = " ".join(f"word{n}" for n in range(400))
+"""At 25 tokens a second, a 16-second answer: plenty of time to press Stop."""
+
+
+def sign_in(page: Page, server: RunningServer) -> None:
+    page.goto(f"{server.http_url}/#token={server.token}")
+    expect(page.get_by_role("status")).to_have_text("Connected")
+
+
+def answer(page: Page) -> Any:
+    return page.locator("li.message.assistant").last
+
+
+async def stored(server: RunningServer, title: str) -> list[dict[str, Any]]:
+    """The messages of the conversation titled ``title``, as another client reads them."""
+    async with server.client() as client:
+        listed = await client.call("get_conversations")
+        found = [c for c in listed["payload"]["conversations"] if c["title"] == title]
+        assert found, listed
+        reply = await client.call("get_messages", {"conversation_id": found[0]["id"]})
+        messages: list[dict[str, Any]] = reply["payload"]["messages"]
+        return messages
+
+
+async def titles(server: RunningServer) -> list[str]:
+    async with server.client() as client:
+        listed = await client.call("get_conversations")
+        return [c["title"] for c in listed["payload"]["conversations"]]
+
+
+async def create_elsewhere(server: RunningServer, title: str) -> None:
+    """Another device of the same user creates a conversation."""
+    async with server.client() as other:
+        await open_conversation(other, title)
+
+
+def chat_steps(page: Page, server: RunningServer, shots: Path) -> None:
+    sign_in(page, server)
+    # The token is kept, and gone from the address bar.
+    assert "token" not in page.url
+    assert page.evaluate("localStorage.getItem('pichat.token')") == server.token
+
+    # No conversation open: typing a message starts one; the answer grows token by token.
+    page.evaluate(
+        """() => {
+        window.__seen = [];
+        new MutationObserver(() => {
+          const last = [...document.querySelectorAll('li.message.assistant .body')].pop();
+          if (last) window.__seen.push(last.textContent.trim().length);
+        }).observe(document.getElementById('messages'),
+                   {childList: true, subtree: true, characterData: true});
+        }"""
+    )
+    box = page.get_by_role("textbox", name="Message")
+    box.fill("hello there, how are you today?")
+    box.press("Enter")
+    expect(box).to_have_value("")
+    expect(page.get_by_role("button", name="hello there, how are you today?")).to_be_visible()
+    expect(page.get_by_text("PiChat is typing")).to_be_visible()
+    full = f"{ECHO_NOTICE} You said: hello there, how are you today?"
+    expect(answer(page)).to_have_attribute("data-status", "complete")
+    expect(answer(page).locator(".body")).to_have_text(full)
+    expect(page.get_by_text("PiChat is typing")).to_be_hidden()
+    seen = page.evaluate("window.__seen")
+    growth = sorted(set(seen))
+    assert len(growth) >= 4, seen  # drawn in several steps, not at once
+    assert seen == sorted(seen), seen
+    assert growth[-1] == len(full)
+    page.screenshot(path=shots / "answered.png")
+    stop_steps(page, server)
+    rename_reload_live_delete_steps(page, server, shots)
+
+
+def stop_steps(page: Page, server: RunningServer) -> None:
+    box = page.get_by_role("textbox", name="Message")
+    # A long answer is stopped: Stop shows while it streams, the partial answer stays.
+    box.fill(LONG)
+    box.press("Enter")
+    stop = page.get_by_role("button", name="Stop")
+    expect(stop).to_be_visible()
+    expect(page.get_by_role("button", name="Send")).to_be_hidden()
+    expect(answer(page).locator(".body")).to_contain_text("word5 ")
+    stop.click()
+    expect(answer(page)).to_have_attribute("data-status", "cancelled")
+    expect(answer(page)).to_contain_text("Stopped")
+    expect(stop).to_be_hidden()
+    expect(page.get_by_role("button", name="Send")).to_be_visible()
+    title = "hello there, how are you today?"
+    messages = on_trio(stored, server, title)
+    assert [m["status"] for m in messages] == ["complete", "complete", "complete", "cancelled"]
+    partial = messages[-1]["content"]
+    assert "word5 " in partial and "word399" not in partial
+    expect(answer(page).locator(".body")).to_have_text(partial)
+
+
+def rename_reload_live_delete_steps(page: Page, server: RunningServer, shots: Path) -> None:
+    # Rename.
+    page.get_by_role("button", name="Rename").click()
+    page.get_by_role("textbox", name="Title").fill("Renamed chat")
+    page.get_by_role("button", name="Save").click()
+    expect(page.get_by_role("button", name="Renamed chat")).to_be_visible()
+    expect(page.get_by_role("heading", name="Renamed chat")).to_be_visible()
+    assert on_trio(titles, server) == ["Renamed chat"]
+
+    # Reload: still signed in, the open conversation and its history back.
+    page.reload()
+    expect(page.get_by_role("status")).to_have_text("Connected")
+    expect(page.get_by_role("heading", name="Renamed chat")).to_be_visible()
+    expect(page.locator("li.message")).to_have_count(4)
+    expect(page.get_by_role("textbox", name="Access token")).to_be_hidden()
+
+    # Live: another device creates a conversation, and talks in this one.
+    on_trio(create_elsewhere, server, "From the Pi")
+    expect(page.get_by_role("button", name="From the Pi")).to_be_visible()
+    expect(page.locator("#conversation-list button").first).to_have_text("From the Pi")
+
+    # Delete (after a confirmation).
+    page.get_by_role("button", name="Renamed chat").click()
+    page.get_by_role("button", name="Delete", exact=True).click()
+    page.get_by_role("button", name="Delete conversation").click()
+    expect(page.get_by_role("button", name="Renamed chat")).to_have_count(0)
+    expect(page.locator("li.message")).to_have_count(0)
+    assert on_trio(titles, server) == ["From the Pi"]
+    page.screenshot(path=shots / "deleted.png")
+
+
+async def test_sign_in_chat_stop_rename_reload_live_and_delete(tmp_path):
+    async with run_server(make_settings(tmp_path, PACE)) as server:
+        await in_browser(_run, chat_steps, server, tmp_path / "shots")
+
+
+def _run(steps: Any, server: RunningServer, shots: Path, **options: Any) -> None:
+    with open_page(shots, **options) as page:
+        steps(page, server, shots)
+
+
+def live_steps(page: Page, server: RunningServer, shots: Path) -> None:
+    sign_in(page, server)
+    page.get_by_role("textbox", name="Message").fill("first words")
+    page.get_by_role("button", name="Send").click()
+    expect(answer(page)).to_have_attribute("data-status", "complete")
+    # Another device sends into the open conversation: its message and the streamed
+    # answer appear here.
+    on_trio(_other_device_says, server, "from my phone")
+    expect(page.locator("li.message.user").last).to_have_text(re.compile("from my phone"))
+    expect(answer(page).locator(".body")).to_have_text(f"{ECHO_NOTICE} You said: from my phone")
+    # And its settings change shows in the settings panel.
+    page.get_by_role("button", name="Settings").click()
+    expect(page.get_by_role("combobox", name="Accent")).to_have_value("british")
+    page.get_by_role("combobox", name="Model").select_option("gpt-3.5")
+    page.get_by_role("textbox", name="Personality").fill("Be brief.")
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.get_by_role("dialog")).to_be_hidden()
+    settings = on_trio(_settings, server)
+    assert settings["selected_model"] == "gpt-3.5"
+    assert settings["assistant_personality"] == "Be brief."
+    assert settings["voice_settings"]["accent"] == "british"
+    # A refused setting is shown in words, the panel stays open.
+    page.get_by_role("button", name="Settings").click()
+    page.get_by_role("textbox", name="Personality").fill("x" * 4001)
+    page.evaluate("document.getElementById('setting-personality').removeAttribute('maxlength')")
+    page.get_by_role("textbox", name="Personality").fill("x" * 4001)
+    page.get_by_role("button", name="Save settings").click()
+    expect(page.locator("#settings-error")).to_contain_text("assistant_personality")
+    page.get_by_role("button", name="Cancel").click()
+
+
+async def _other_device_says(server: RunningServer, text: str) -> None:
+    async with server.client() as other:
+        listed = await other.call("get_conversations")
+        conversation_id = listed["payload"]["conversations"][0]["id"]
+        await other.call("update_settings", {"voice_settings": {"accent": "british"}})
+        await other.request("send_message", {"conversation_id": conversation_id, "content": text})
+        await other.expect("conversation_updated")
+
+
+async def _settings(server: RunningServer) -> dict[str, Any]:
+    async with server.client() as client:
+        reply = await client.call("get_settings")
+        settings: dict[str, Any] = reply["payload"]
+        return settings
+
+
+async def test_other_devices_messages_streams_and_settings_appear_live(tmp_path):
+    async with run_server(make_settings(tmp_path, PACE)) as server:
+        await in_browser(_run, live_steps, server, tmp_path / "shots")
+
+
+NASTY = (
+    "Look: **bold**, `code` and a list:\n\n- one\n- two\n\n"
+    "```python\nprint('<b>hi</b>')\n```\n\n"
+    '<script>window.__pwned = 1</script> <img src=x onerror="window.__pwned = 2">\n\n'
+    "[a link](javascript:window.__pwned=3) and [a good one](https://example.org/)"
+)
+
+
+def markdown_steps(page: Page, server: RunningServer, shots: Path) -> None:
+    sign_in(page, server)
+    box = page.get_by_role("textbox", name="Message")
+    box.fill(NASTY)
+    box.press("Enter")
+    body = answer(page).locator(".body")
+    expect(answer(page)).to_have_attribute("data-status", "complete")
+    # Formatted ...
+    expect(body.locator("strong")).to_have_text("bold")
+    expect(body.locator("li")).to_have_text(["one", "two"])
+    expect(body.locator("pre code")).to_have_text("print('<b>hi</b>')\n")
+    expect(body.get_by_role("link", name="a good one")).to_have_attribute(
+        "href", "https://example.org/"
+    )
+    # ... never live: the markup is text, every word of it still there.
+    assert body.locator("script, img, iframe").count() == 0
+    assert page.locator("#messages script, #messages img").count() == 0
+    text = body.text_content() or ""
+    assert "<script>window.__pwned = 1</script>" in text
+    assert '<img src=x onerror="window.__pwned = 2">' in text
+    bad_link = body.get_by_role("link", name="a link")
+    if bad_link.count():
+        assert "javascript" not in (bad_link.get_attribute("href") or "")
+    else:
+        assert "a link" in text
+    # The user's own copy is plain text, as typed.
+    expect(page.locator("li.message.user .body")).to_have_text(NASTY)
+    assert page.evaluate("window.__pwned") is None
+    page.screenshot(path=shots / "markdown.png")
+
+
+async def test_answers_render_as_markdown_and_markup_stays_text(tmp_path):
+    async with run_server(make_settings(tmp_path)) as server:
+        await in_browser(_run, markdown_steps, server, tmp_path / "shots")
+
+
+def signin_steps(page: Page, server: RunningServer, shots: Path) -> None:
+    page.goto(server.http_url + "/")
+    token = page.get_by_role("textbox", name="Access token")
+    expect(token).to_be_visible()
+    token.fill("wrong-token-0123456789")
+    page.get_by_role("button", name="Sign in").click()
+    expect(page.get_by_role("alert").first).to_have_text("The server did not accept this token.")
+    assert page.evaluate("localStorage.getItem('pichat.token')") is None
+    token.fill(server.token)
+    token.press("Enter")
+    expect(page.get_by_role("status")).to_have_text("Connected")
+    page.get_by_role("button", name="Sign out").click()
+    expect(token).to_be_visible()
+    assert page.evaluate("localStorage.getItem('pichat.token')") is None
+
+
+async def test_the_sign_in_form_refuses_a_wrong_token_in_words(tmp_path):
+    async with run_server(make_settings(tmp_path)) as server:
+        await in_browser(
+            _run, signin_steps, server, tmp_path / "shots", allow_errors=("WebSocket connection",)
+        )
+
+
+def phone_steps(page: Page, server: RunningServer, shots: Path) -> None:
+    sign_in(page, server)
+    # Dark scheme from the system.
+    background = page.evaluate("getComputedStyle(document.body).backgroundColor")
+    assert background == "rgb(21, 23, 26)", background
+    # Keyboard only: Tab reaches the controls by their names; Shift+Enter is a new line.
+    names = []
+    for _ in range(12):
+        page.keyboard.press("Tab")
+        names.append(
+            page.evaluate(
+                "document.activeElement.getAttribute('aria-label') || "
+                "document.activeElement.textContent.trim()"
+            )
+        )
+    assert {"Show conversations", "Message", "Talk", "Send"} <= set(names), names
+    page.get_by_role("textbox", name="Message").focus()
+    page.keyboard.type("line one")
+    page.keyboard.press("Shift+Enter")
+    page.keyboard.type("line two")
+    expect(page.get_by_role("textbox", name="Message")).to_have_value("line one\nline two")
+    page.keyboard.press("Enter")
+    expect(page.locator("li.message.user .body")).to_have_text("line one\nline two")
+    expect(answer(page)).to_have_attribute("data-status", "complete")
+    # The conversation list is behind the menu button on a phone.
+    conversation = page.get_by_role("button", name=re.compile("^line one"))
+    expect(conversation).to_be_hidden()
+    page.get_by_role("button", name="Show conversations").click()
+    expect(conversation).to_be_visible()
+    page.get_by_role("button", name="New conversation").click()
+    expect(conversation).to_be_hidden()
+    expect(page.locator("li.message")).to_have_count(0)
+    # Nothing wider than the screen.
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    # Installable: the manifest and its icons load.
+    manifest = page.evaluate(
+        "fetch(document.querySelector('link[rel=manifest]').href).then(r => r.json())"
+    )
+    assert manifest["display"] == "standalone"
+    for icon in manifest["icons"]:
+        status = page.evaluate(f"fetch('{icon['src']}').then(r => r.status)")
+        assert status == 200, icon
+    page.screenshot(path=shots / "phone.png")
+
+
+async def test_phone_sized_keyboard_only_dark_and_installable(tmp_path):
+    async with run_server(make_settings(tmp_path)) as server:
+        await in_browser(
+            _run,
+            phone_steps,
+            server,
+            tmp_path / "shots",
+            viewport={"width": 390, "height": 800},
+            color_scheme="dark",
+            is_mobile=True,
+            has_touch=True,
+        )
