@@ -2,6 +2,10 @@
 
 Layers, each importing only from the layers below it (a test keeps this true):
 
+    clients     clients/, web/static/            the people's clients: ``pichat chat``,
+                                                 ``pichat voice``, the page; they speak the
+                                                 protocol over a WebSocket and use nothing
+                                                 of the server but the WAV helpers
     transport   asgi.py, server.py, transport/   sockets, ASGI, hypercorn, the
                                                  per-connection nursery and outbox
     protocol    protocol/                        envelope, schemas, errors, router;
@@ -13,7 +17,8 @@ Layers, each importing only from the layers below it (a test keeps this true):
     adapters    adapters/                        sql, ai, speech, hub: implement the
                                                  ports, know nothing of the protocol
 
-``app.py`` is the composition root that picks an adapter for each port.
+``web/`` serves the page's files (the transport's ``/`` route). ``app.py`` is the
+composition root that picks an adapter for each port.
 """
 
 __all__ = ["__version__"]

@@ -12,6 +12,7 @@ from typing import Any
 import trio
 
 from . import __version__
+from .clients.commands import add_client_commands, run_client
 from .settings import VARIABLES, Settings, SettingsError, load_settings
 
 __all__ = ["main"]
@@ -53,6 +54,7 @@ def _parser() -> argparse.ArgumentParser:
         "fake-azure", help="run a local fake Azure OpenAI (tests, benchmarks)", add_help=False
     )
     fake.add_argument("fake_args", nargs=argparse.REMAINDER)
+    add_client_commands(commands)
     return parser
 
 
@@ -172,6 +174,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         from .fakes.azure_openai import main as fake_main
 
         return fake_main(list(args.fake_args))
+    if args.command in ("chat", "voice"):
+        return run_client(args)
     if args.command in (None, "serve"):
         overrides: dict[str, object] = {}
         if getattr(args, "host", None):

@@ -85,3 +85,38 @@ def test_the_rules_can_fail():
         "httpx",
     ]
     assert "pichat_trio.services.chat" in names
+
+
+CLIENT_MAY_IMPORT = {
+    "clients": ("pichat_trio.clients", "pichat_trio.wav", "pichat_trio.errors"),
+    "web": ("pichat_trio.web",),
+}
+"""The clients are a layer above the server, not part of it: of the server's code they
+use only the WAV helpers (and the error those raise); the page's server is static files."""
+
+
+@pytest.mark.parametrize("layer", sorted(CLIENT_MAY_IMPORT))
+def test_clients_import_nothing_of_the_server(layer):
+    allowed = CLIENT_MAY_IMPORT[layer]
+    offences = []
+    for path in sorted((PACKAGE / layer).rglob("*.py")):
+        for name in _imports(path):
+            if name.startswith("pichat_trio") and not any(
+                name == ok or name.startswith(ok + ".") for ok in allowed
+            ):
+                offences.append(f"{path.relative_to(PACKAGE)} imports {name}")
+    assert offences == []
+    assert list((PACKAGE / layer).rglob("*.py"))  # the layer exists: the test looked
+
+
+def test_the_server_does_not_import_the_clients():
+    offences = []
+    for path in sorted(PACKAGE.rglob("*.py")):
+        if path.relative_to(PACKAGE).parts[0] in ("clients", "__main__.py"):
+            continue
+        offences += [
+            f"{path.relative_to(PACKAGE)} imports {name}"
+            for name in _imports(path)
+            if name.startswith("pichat_trio.clients")
+        ]
+    assert offences == []
