@@ -5,23 +5,19 @@ from __future__ import annotations
 import argparse
 import io
 import os
-import shutil
 import subprocess
 import wave
 from pathlib import Path
 
 import pytest
 import trio
+from speech.speech_support import needs_espeak
 from support import TOKEN, make_settings, run_server
 
 from pichat_trio.adapters.ai.echo import ECHO_NOTICE
 
 from .terminal import WAIT, pichat_command
 
-needs_espeak = pytest.mark.skipif(
-    shutil.which("espeak-ng") is None,
-    reason="espeak-ng is not installed (apt-get install espeak-ng)",
-)
 pytestmark = needs_espeak
 
 SAID = "hello what is the weather like today"

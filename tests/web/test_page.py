@@ -6,6 +6,8 @@ import re
 from pathlib import Path
 from typing import Any
 
+import trio
+from speech.speech_support import needs_espeak
 from support import RunningServer, make_settings, open_conversation, run_server
 
 from pichat_trio.adapters.ai.echo import ECHO_NOTICE
@@ -329,3 +331,52 @@ async def test_phone_sized_keyboard_only_dark_and_installable(tmp_path):
             is_mobile=True,
             has_touch=True,
         )
+
+
+def voice_steps(page: Page, server: RunningServer, shots: Path) -> None:
+    sign_in(page, server)
+    talk = page.get_by_role("button", name="Talk")
+    talk.click()  # a press (or Enter/Space) starts; the next one sends
+    expect(page.get_by_role("status")).to_have_text(re.compile(r"Recording… [3-9] s"))
+    page.get_by_role("button", name="Send recording").click()
+    user = page.locator("li.message.user").last
+    expect(user).to_contain_text("Voice message")
+    expect(answer(page)).to_have_attribute("data-status", "complete")
+    expect(page.get_by_role("status")).to_have_text("Connected")
+    [message] = [m for m in on_trio(_all_messages, server) if m["role"] == "user"]
+    assert message["is_audio"] is True and message["audio_file"]
+    assert message["content"].strip()
+    expect(user.locator(".body")).to_have_text(message["content"])
+    # The answer read aloud: streamed speech, played from its first chunk.
+    play = answer(page).get_by_role("button", name="Play answer")
+    play.click()
+    expect(play).to_have_attribute("data-playing", "true")
+    expect(play).to_have_attribute("data-played", re.compile(r"^[1-9][0-9]*$"))
+    expect(play).to_have_text("Play")
+    page.screenshot(path=shots / "voice.png")
+
+
+async def _all_messages(server: RunningServer) -> list[dict[str, Any]]:
+    async with server.client() as client:
+        listed = await client.call("get_conversations")
+        found: list[dict[str, Any]] = []
+        for conversation in listed["payload"]["conversations"]:
+            reply = await client.call("get_messages", {"conversation_id": conversation["id"]})
+            found += reply["payload"]["messages"]
+        return found
+
+
+@needs_espeak
+async def test_push_to_talk_sends_a_voice_message_and_answers_play(tmp_path):
+    """Chromium's fake microphone plays an espeak-ng recording into the page."""
+    speech = tmp_path / "speech.wav"
+    await trio.run_process(
+        ["espeak-ng", "-v", "en-us", "-s", "130", "-w", str(speech), "hello what time is it"]
+    )
+    microphone = (
+        "--use-fake-ui-for-media-stream",
+        "--use-fake-device-for-media-stream",
+        f"--use-file-for-fake-audio-capture={speech}",
+    )
+    async with run_server(make_settings(tmp_path)) as server:
+        await in_browser(_run, voice_steps, server, tmp_path / "shots", extra_args=microphone)
