@@ -273,3 +273,20 @@ async def run_server_process(
                 process.send_signal(signal.SIGTERM)
             with trio.fail_after(30):
                 server.status = await process.wait()
+
+
+async def serve_until_stopped(
+    settings: Settings,
+    stopped: trio.Event | None = None,
+    *,
+    task_status: trio.TaskStatus[RunningServer] = trio.TASK_STATUS_IGNORED,
+) -> None:
+    """The real server as a nursery task (``nursery.start`` gives its RunningServer), until
+    its ``stop()``; then ``stopped`` is set, the port free: a test can restart on it."""
+    try:
+        async with run_server(settings) as server:
+            task_status.started(server)
+            await server._stop.wait()
+    finally:
+        if stopped is not None:
+            stopped.set()

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import trio
 from speech.speech_support import needs_espeak
-from support import TOKEN, make_settings, run_server
+from support import TOKEN, make_settings, run_server, serve_until_stopped
 
 from pichat_trio.adapters.ai.echo import ECHO_NOTICE
 
@@ -123,7 +123,7 @@ async def test_the_live_loop_talks_plays_and_reconnects_after_a_restart(tmp_path
     played = tmp_path / "played"
     settings = make_settings(tmp_path)
     async with trio.open_nursery() as nursery:
-        first = await nursery.start(_serve, settings)
+        first = await nursery.start(serve_until_stopped, settings)
         port = int(first.url.rsplit(":", 1)[1])
         process = await trio.lowlevel.open_process(
             pichat_command(
@@ -154,7 +154,9 @@ async def test_the_live_loop_talks_plays_and_reconnects_after_a_restart(tmp_path
         first.stop()  # a restart: the client waits, then comes back on its own
         await out.expect("the connection to the server was lost")
         await out.expect("reconnecting in")
-        second = await nursery.start(_serve, make_settings(tmp_path, {"SERVER_PORT": str(port)}))
+        second = await nursery.start(
+            serve_until_stopped, make_settings(tmp_path, {"SERVER_PORT": str(port)})
+        )
         await out.expect("[connected to")
         await out.expect("[press Enter and talk for 30 s]")
         await process.stdin.send_all(b"\n")
@@ -168,12 +170,6 @@ async def test_the_live_loop_talks_plays_and_reconnects_after_a_restart(tmp_path
     [messages] = stored.values()  # one conversation, kept across the restart
     users = [m for m in messages if m["role"] == "user"]
     assert len(users) == 2 and all(m["is_audio"] for m in users)
-
-
-async def _serve(settings, task_status=trio.TASK_STATUS_IGNORED):
-    async with run_server(settings) as server:
-        task_status.started(server)
-        await server._stop.wait()
 
 
 class Screen(io.StringIO):

@@ -8,7 +8,13 @@ from typing import Any
 
 import trio
 from speech.speech_support import needs_espeak
-from support import RunningServer, make_settings, open_conversation, run_server
+from support import (
+    RunningServer,
+    make_settings,
+    open_conversation,
+    run_server,
+    serve_until_stopped,
+)
 
 from pichat_trio.adapters.ai.echo import ECHO_NOTICE
 
@@ -380,3 +386,66 @@ async def test_push_to_talk_sends_a_voice_message_and_answers_play(tmp_path):
     )
     async with run_server(make_settings(tmp_path)) as server:
         await in_browser(_run, voice_steps, server, tmp_path / "shots", extra_args=microphone)
+
+
+class Outage:
+    """The server going down and coming back on the same port, driven from the page's thread."""
+
+    def __init__(self, nursery: trio.Nursery, tmp_path: Path, server: RunningServer) -> None:
+        self.nursery = nursery
+        self.tmp_path = tmp_path
+        self.server = server
+        self.stopped = trio.Event()
+
+    async def down(self) -> None:
+        self.server.stop()
+        await self.stopped.wait()
+
+    async def change_while_down(self) -> None:
+        """Another device, on another instance of the server, while this one is down."""
+        done = trio.Event()
+        other = await self.nursery.start(serve_until_stopped, make_settings(self.tmp_path), done)
+        await create_elsewhere(other, "Made while you were away")
+        other.stop()
+        await done.wait()
+
+    async def up(self) -> None:
+        port = self.server.http_url.rsplit(":", 1)[1]
+        settings = make_settings(self.tmp_path, {**PACE, "SERVER_PORT": port})
+        self.stopped = trio.Event()
+        self.server = await self.nursery.start(serve_until_stopped, settings, self.stopped)
+
+
+def reconnect_steps(page: Page, outage: Outage, shots: Path) -> None:
+    sign_in(page, outage.server)
+    box = page.get_by_role("textbox", name="Message")
+    box.fill("before the restart")
+    box.press("Enter")
+    expect(answer(page)).to_have_attribute("data-status", "complete")
+
+    on_trio(outage.down)
+    status = page.get_by_role("status")
+    expect(status).to_have_text(re.compile("Reconnecting"))
+    page.screenshot(path=shots / "reconnecting.png")
+    on_trio(outage.change_while_down)
+    on_trio(outage.up)
+    expect(status).to_have_text("Connected")
+    # What changed while the page was away is loaded again, the open conversation kept.
+    expect(page.get_by_role("button", name="Made while you were away")).to_be_visible()
+    expect(page.get_by_role("heading", name="before the restart")).to_be_visible()
+    expect(page.locator("li.message")).to_have_count(2)
+    box.fill("after the restart")
+    box.press("Enter")
+    expect(answer(page).locator(".body")).to_have_text(f"{ECHO_NOTICE} You said: after the restart")
+
+
+async def test_the_page_reconnects_after_a_restart_and_reloads_what_changed(tmp_path):
+    async with trio.open_nursery() as nursery:
+        stopped = trio.Event()
+        server = await nursery.start(serve_until_stopped, make_settings(tmp_path, PACE), stopped)
+        outage = Outage(nursery, tmp_path, server)
+        outage.stopped = stopped
+        # While the server is down the browser says so: failed connections, a failed /healthz.
+        allow = ("WebSocket connection", "Failed to load resource")
+        await in_browser(_run, reconnect_steps, outage, tmp_path / "shots", allow_errors=allow)
+        outage.server.stop()
