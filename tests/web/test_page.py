@@ -449,3 +449,50 @@ async def test_the_page_reconnects_after_a_restart_and_reloads_what_changed(tmp_
         allow = ("WebSocket connection", "Failed to load resource")
         await in_browser(_run, reconnect_steps, outage, tmp_path / "shots", allow_errors=allow)
         outage.server.stop()
+
+
+async def _many(server: RunningServer) -> None:
+    """35 conversations, the newest holding 120 messages (60 questions and answers)."""
+    async with server.client() as client:
+        for n in range(34):
+            await open_conversation(client, f"Old {n:02}")
+        busy = await open_conversation(client, "Long history")
+        for n in range(60):
+            payload = {"conversation_id": busy, "content": f"question {n:02}"}
+            await client.request("send_message", payload)
+            while True:
+                frame = await client.receive()
+                if frame["action"] == "conversation_updated" and frame["payload"]["id"] == busy:
+                    break
+
+
+def paging_steps(page: Page, server: RunningServer, shots: Path) -> None:
+    on_trio(_many, server)
+    sign_in(page, server)
+    conversations = page.locator("#conversation-list button")
+    expect(conversations).to_have_count(30)
+    expect(conversations.first).to_have_text("Long history")  # newest activity first
+    expect(conversations.nth(1)).to_have_text("Old 33")
+    page.get_by_role("button", name="Load more conversations").click()
+    expect(conversations).to_have_count(35)
+    expect(conversations.last).to_have_text("Old 00")
+    expect(page.get_by_role("button", name="Load more conversations")).to_be_hidden()
+
+    conversations.first.click()
+    messages = page.locator("li.message")
+    expect(messages).to_have_count(50)
+    expect(messages.first).to_have_text(re.compile("question 35"))
+    older = page.get_by_role("button", name="Load older messages")
+    older.click()
+    expect(messages).to_have_count(100)
+    expect(messages.first).to_have_text(re.compile("question 10"))
+    older.click()
+    expect(messages).to_have_count(120)
+    expect(messages.first).to_have_text(re.compile("question 00"))
+    expect(older).to_be_hidden()
+    expect(messages.last.locator(".body")).to_have_text(f"{ECHO_NOTICE} You said: question 59")
+
+
+async def test_conversations_and_history_load_page_by_page(tmp_path):
+    async with run_server(make_settings(tmp_path, {"RATE_LIMIT_BURST": "1000"})) as server:
+        await in_browser(_run, paging_steps, server, tmp_path / "shots")
