@@ -233,5 +233,11 @@ def run_voice(url: str, token: str, args: argparse.Namespace) -> int:
     except (OSError, UnsupportedAudio) as error:  # a missing or bad input file, no recorder
         print(f"pichat voice: {error}", file=sys.stderr)
         return 1
+    except ImportError as error:  # --gpio without gpiozero
+        print(
+            f"pichat voice: --gpio needs gpiozero ({error}): pip install 'pichat-trio[pi]'",
+            file=sys.stderr,
+        )
+        return 1
     except KeyboardInterrupt:
         return 130

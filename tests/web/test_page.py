@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import re
 from pathlib import Path
 from typing import Any
@@ -496,3 +497,29 @@ def paging_steps(page: Page, server: RunningServer, shots: Path) -> None:
 async def test_conversations_and_history_load_page_by_page(tmp_path):
     async with run_server(make_settings(tmp_path, {"RATE_LIMIT_BURST": "1000"})) as server:
         await in_browser(_run, paging_steps, server, tmp_path / "shots")
+
+
+DOCS_SHOT = Path(__file__).resolve().parents[2] / "docs" / "page.png"
+
+
+def readme_steps(page: Page, server: RunningServer, shots: Path) -> None:
+    for title in ["Trip to Kraków", "Dinner ideas"]:
+        on_trio(create_elsewhere, server, title)
+    sign_in(page, server)
+    box = page.get_by_role("textbox", name="Message")
+    box.fill(
+        "Plan a **weekend** in Gdańsk:\n\n1. Old Town walk\n2. Westerplatte\n3. Sopot pier\n\n"
+        "```python\nprint('packing list')\n```"
+    )
+    box.press("Enter")
+    expect(answer(page)).to_have_attribute("data-status", "complete")
+    page.get_by_role("textbox", name="Message").click()
+    page.screenshot(path=shots / "readme.png")
+    if os.environ.get("PICHAT_UPDATE_DOCS") == "1":
+        page.screenshot(path=DOCS_SHOT)
+
+
+async def test_the_readme_screenshot(tmp_path):
+    """PICHAT_UPDATE_DOCS=1 writes it to docs/page.png."""
+    async with run_server(make_settings(tmp_path)) as server:
+        await in_browser(_run, readme_steps, server, tmp_path / "shots")

@@ -214,7 +214,8 @@ function upsertMessage(message) {
 
 async function ensureConversation(firstText) {
   if (state.current) return state.current;
-  const title = firstText.replace(/\s+/g, " ").trim().slice(0, 60) || "New conversation";
+  const plain = firstText.replace(/[*_`#>~[\]]/g, "").replace(/\s+/g, " ").trim();
+  const title = plain.slice(0, 60) || "New conversation";
   const conversation = await request("create_conversation", { title });
   state.conversations.set(conversation.id, conversation);
   await openConversation(conversation.id);
