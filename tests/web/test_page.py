@@ -26,6 +26,9 @@ pytestmark = needs_browser
 PACE = {"ECHO_TOKENS_PER_SECOND": "25"}
 """Slow enough to watch an answer grow and to stop a long one, fast enough for a short one."""
 
+COUNTING = "one two three four five six seven eight nine ten eleven"
+"""About 20 tokens with the echo's notice: 0.8 s to watch it grow, and a title (< 60 characters)."""
+
 LONG = " ".join(f"word{n}" for n in range(400))
 """At 25 tokens a second, a 16-second answer: plenty of time to press Stop."""
 
@@ -80,12 +83,12 @@ def chat_steps(page: Page, server: RunningServer, shots: Path) -> None:
         }"""
     )
     box = page.get_by_role("textbox", name="Message")
-    box.fill("hello there, how are you today?")
+    box.fill(COUNTING)
     box.press("Enter")
     expect(box).to_have_value("")
-    expect(page.get_by_role("button", name="hello there, how are you today?")).to_be_visible()
+    expect(page.get_by_role("button", name=COUNTING)).to_be_visible()
     expect(page.get_by_text("PiChat is typing")).to_be_visible()
-    full = f"{ECHO_NOTICE} You said: hello there, how are you today?"
+    full = f"{ECHO_NOTICE} You said: {COUNTING}"
     expect(answer(page)).to_have_attribute("data-status", "complete")
     expect(answer(page).locator(".body")).to_have_text(full)
     expect(page.get_by_text("PiChat is typing")).to_be_hidden()
@@ -113,8 +116,7 @@ def stop_steps(page: Page, server: RunningServer) -> None:
     expect(answer(page)).to_contain_text("Stopped")
     expect(stop).to_be_hidden()
     expect(page.get_by_role("button", name="Send")).to_be_visible()
-    title = "hello there, how are you today?"
-    messages = on_trio(stored, server, title)
+    messages = on_trio(stored, server, COUNTING)
     assert [m["status"] for m in messages] == ["complete", "complete", "complete", "cancelled"]
     partial = messages[-1]["content"]
     assert "word5 " in partial and "word399" not in partial
@@ -172,6 +174,8 @@ def live_steps(page: Page, server: RunningServer, shots: Path) -> None:
     on_trio(_other_device_says, server, "from my phone")
     expect(page.locator("li.message.user").last).to_have_text(re.compile("from my phone"))
     expect(answer(page).locator(".body")).to_have_text(f"{ECHO_NOTICE} You said: from my phone")
+    expect(page.get_by_role("heading", name="Renamed there")).to_be_visible()
+    expect(page.get_by_role("button", name="Renamed there")).to_be_visible()
     # And its settings change shows in the settings panel.
     page.get_by_role("button", name="Settings").click()
     expect(page.get_by_role("combobox", name="Accent")).to_have_value("british")
@@ -198,6 +202,7 @@ async def _other_device_says(server: RunningServer, text: str) -> None:
         listed = await other.call("get_conversations")
         conversation_id = listed["payload"]["conversations"][0]["id"]
         await other.call("update_settings", {"voice_settings": {"accent": "british"}})
+        await other.call("update_conversation", {"id": conversation_id, "title": "Renamed there"})
         await other.request("send_message", {"conversation_id": conversation_id, "content": text})
         await other.expect("conversation_updated")
 
