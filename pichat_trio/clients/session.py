@@ -27,8 +27,13 @@ from trio_websocket import (
 __all__ = ["ClientError", "Refused", "ServerError", "Session", "open_session"]
 
 EVENTS = 1024
-"""Pushed frames waiting for the program (a frame is at most a few KiB, bar speech): when
-the program falls behind, the reader stops reading and the server's outbox takes over."""
+"""Pushed frames kept for the program (a frame is at most a few KiB, bar speech). The
+reader never waits for the program, so pings are answered while it is busy (recording,
+playing): frames beyond this are dropped and counted in ``Session.dropped``."""
+
+REPLIES = 4096
+"""Replies kept for one request: the chunks of a whole spoken answer (the server speaks at
+most 5,000 characters) while the program plays them at the speed of speech."""
 
 MAX_FRAME = 32 * 1024 * 1024
 """Speech replies carry whole WAV files in base64."""
@@ -63,6 +68,17 @@ class Session:
     lost: str | None = None
     """Why the connection ended, once it has."""
 
+    dropped = 0
+    """Pushed frames dropped because the program had not taken the ones before."""
+
+    def drain(self) -> None:
+        """Forget the pushed frames not taken yet (what happened while nobody listened)."""
+        while True:
+            try:
+                self.events.receive_nowait()
+            except trio.WouldBlock:
+                return
+
     async def run(self, scope: trio.CancelScope) -> None:
         """Read frames until the connection closes; then say why and cancel ``scope``."""
         try:
@@ -74,7 +90,10 @@ class Session:
                 if waiter is not None:
                     await waiter.send(frame)
                 else:
-                    await self._send_event.send(frame)
+                    try:
+                        self._send_event.send_nowait(frame)
+                    except trio.WouldBlock:
+                        self.dropped += 1
         except ConnectionClosed as closed:
             reason = closed.reason
             detail = f" ({reason.code} {reason.reason or ''}".rstrip() + ")" if reason else ""
@@ -115,7 +134,7 @@ class Session:
         self, action: str, payload: Any
     ) -> AsyncIterator[trio.MemoryReceiveChannel[dict[str, Any]]]:
         request_id = f"c-{next(self._ids)}"
-        send, receive = trio.open_memory_channel[dict[str, Any]](64)
+        send, receive = trio.open_memory_channel[dict[str, Any]](REPLIES)
         self._waiters[request_id] = send
         try:
             await self.send(action, payload, request_id)

@@ -71,6 +71,7 @@ class Voice:
             self.say("[nothing was heard]")
             return None
         self.say(f"you> {text}")
+        session.drain()  # the answer's frames are all that follow
         payload = {
             "conversation_id": conversation_id,
             "content": text,

@@ -86,6 +86,8 @@ const request = (action, payload, options) => state.connection.request(action, p
 // ---- loading (on every connect: what changed while we were away) ---------------------
 
 async function refresh() {
+  showError("");
+  state.generating.clear(); // what is still being written comes back with the messages
   await Promise.all([loadOptions(), loadSettings(), loadConversations(true)]).catch(report);
   const wanted = state.current || localStorage.getItem(CURRENT_KEY);
   if (wanted && state.conversations.has(wanted)) await openConversation(wanted);
