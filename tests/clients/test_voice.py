@@ -234,3 +234,26 @@ async def test_a_gpio_button_is_push_to_talk(tmp_path):
         Device.pin_factory = None
     [messages] = stored.values()
     assert messages[0]["is_audio"] is True and "weather" in messages[0]["content"]
+
+
+async def test_playback_starts_with_the_first_chunk(tmp_path):
+    """The player has the first chunk's sound before the second chunk exists."""
+    from pichat_trio.clients.audio import Player
+
+    heard = tmp_path / "heard.fifo"
+    os.mkfifo(heard)
+    played = tmp_path / "played.wav"
+    first = b"RIFF\xff\xff\xff\xffWAVE" + bytes(100)
+
+    async def chunks():
+        yield first
+        # Blocks until the play command has passed the first chunk on: only then is there
+        # a second one, as when speech is still being synthesised.
+        assert await trio.to_thread.run_sync(heard.read_bytes) == first
+        yield b"\x01\x00" * 50
+
+    command = f"sh -c 'head -c {len(first)} > {heard}; cat > {played}'"
+    with trio.fail_after(WAIT):
+        whole = await Player(command).play(chunks())
+    assert whole == first + b"\x01\x00" * 50
+    assert played.read_bytes() == b"\x01\x00" * 50
