@@ -127,6 +127,8 @@ export class Connection {
         if (frame.payload.final) {
           this.settle(frame.request_id);
           waiter.resolve(frame.payload);
+        } else {
+          waiter.arm(); // a long stream is alive while its chunks come
         }
       } else if (!waiter.until || frame.action === waiter.until) {
         this.settle(frame.request_id);
@@ -154,11 +156,16 @@ export class Connection {
     }
     const requestId = `p-${this.nextId++}`;
     return new Promise((resolve, reject) => {
-      const timer = setTimeout(() => {
-        this.pending.delete(requestId);
-        reject(new ProtocolError({ code: "timeout", message: "the server did not answer" }));
-      }, REPLY_TIMEOUT_MS);
-      this.pending.set(requestId, { resolve, reject, timer, until, onChunk, chunkAction });
+      const waiter = { resolve, reject, until, onChunk, chunkAction };
+      waiter.arm = () => {
+        clearTimeout(waiter.timer);
+        waiter.timer = setTimeout(() => {
+          this.pending.delete(requestId);
+          reject(new ProtocolError({ code: "timeout", message: "the server did not answer" }));
+        }, REPLY_TIMEOUT_MS);
+      };
+      waiter.arm();
+      this.pending.set(requestId, waiter);
       const frame = { action, request_id: requestId };
       if (payload !== undefined) frame.payload = payload;
       this.ws.send(JSON.stringify(frame));
