@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import re
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -11,6 +12,7 @@ import trio
 from speech.speech_support import needs_espeak
 from support import (
     RunningServer,
+    add_user,
     make_settings,
     open_conversation,
     run_server,
@@ -269,7 +271,9 @@ def signin_steps(page: Page, server: RunningServer, shots: Path) -> None:
     expect(token).to_be_visible()
     token.fill("wrong-token-0123456789")
     page.get_by_role("button", name="Sign in").click()
-    expect(page.get_by_role("alert").first).to_have_text("The server did not accept this token.")
+    expect(page.get_by_role("alert").first).to_have_text(
+        "The server did not accept this token (or too many of your devices are connected)."
+    )
     assert page.evaluate("localStorage.getItem('pichat.token')") is None
     token.fill(server.token)
     token.press("Enter")
@@ -528,3 +532,26 @@ async def test_the_readme_screenshot(tmp_path):
     """PICHAT_UPDATE_DOCS=1 writes it to docs/page.png."""
     async with run_server(make_settings(tmp_path)) as server:
         await in_browser(_run, readme_steps, server, tmp_path / "shots")
+
+
+def revoked_steps(page: Page, server: RunningServer, shots: Path, *, token: str) -> None:
+    page.goto(f"{server.http_url}/#token={token}")
+    expect(page.get_by_role("status")).to_have_text("Connected")
+    on_trio(_revoke, server, "carol")
+    expect(page.get_by_role("textbox", name="Access token")).to_be_visible()
+    expect(page.get_by_role("alert").first).to_have_text(
+        "This token is no longer accepted; sign in again."
+    )
+    assert page.evaluate("localStorage.getItem('pichat.token')") is None
+
+
+async def _revoke(server: RunningServer, name: str) -> None:
+    db = server.app.db
+    assert await db.run(db.repository.revoke_user, name)
+
+
+async def test_a_revoked_token_signs_the_page_out(tmp_path):
+    async with run_server(make_settings(tmp_path)) as server:
+        token = await add_user(server, "carol")
+        steps = partial(revoked_steps, token=token)
+        await in_browser(_run, steps, server, tmp_path / "shots")

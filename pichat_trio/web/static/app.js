@@ -57,9 +57,9 @@ function signIn(token) {
     onState: setStatus,
     onFrame: handleFrame,
     onOpen: refresh,
-    onRejected: () => {
+    onRejected: (why) => {
       localStorage.removeItem(TOKEN_KEY);
-      showSignIn("The server did not accept this token.");
+      showSignIn(why);
     },
   });
   state.connection.start();

@@ -3,6 +3,7 @@
 
 const BACKOFF_MS = [500, 1000, 2000, 4000, 8000, 15000, 30000];
 const REPLY_TIMEOUT_MS = 60000;
+const POLICY_VIOLATION = 1008; // close code: the token was revoked
 
 export class ProtocolError extends Error {
   constructor(payload) {
@@ -58,11 +59,17 @@ export class Connection {
       this.onOpen();
     });
     ws.addEventListener("message", (event) => this.receive(event.data));
-    ws.addEventListener("close", () => {
+    ws.addEventListener("close", (event) => {
       if (this.ws !== ws) return;
       this.ws = null;
       this.failPending("the connection was lost");
       if (this.closed) return;
+      if (event.code === POLICY_VIOLATION) {
+        // the server's word that this token no longer holds (it was revoked)
+        this.closed = true;
+        this.onRejected("This token is no longer accepted; sign in again.");
+        return;
+      }
       if (!opened) {
         this.checkRejected();
         return;
@@ -87,7 +94,9 @@ export class Connection {
     this.refusals = up ? (this.refusals || 0) + 1 : 0;
     if (this.refusals >= refusals) {
       this.closed = true;
-      this.onRejected();
+      this.onRejected(
+        "The server did not accept this token (or too many of your devices are connected).",
+      );
       return;
     }
     this.retry();
