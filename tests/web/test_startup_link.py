@@ -4,14 +4,11 @@ from __future__ import annotations
 
 import os
 import re
-import signal
 import socket
-import subprocess
 import sys
 
 import httpx
-import trio
-from support import open_client
+from support import open_client, run_server_process
 
 
 async def test_the_development_start_up_prints_a_working_page_link(tmp_path):
@@ -24,28 +21,13 @@ async def test_the_development_start_up_prints_a_working_page_link(tmp_path):
         if not key.startswith(("API_TOKEN", "SERVER_", "DATABASE_URL", "AI_", "AZURE_"))
     }
     env.update(ENVIRONMENT="development", DATABASE_URL=f"sqlite:///{tmp_path / 'db.sqlite'}")
-    process = await trio.lowlevel.open_process(
-        [sys.executable, "-m", "pichat_trio", "serve", "--port", str(port)],
-        cwd=tmp_path,
-        env=env,
-        stderr=subprocess.PIPE,
-    )
-    try:
-        text = ""
-        with trio.fail_after(60):
-            while "PiChat listening" not in text:
-                data = await process.stderr.receive_some(4096)
-                assert data, text
-                text += data.decode()
-        link = re.search(rf"Open the page: (http://127\.0\.0\.1:{port}/#token=(\S+))\n", text)
+    argv = [sys.executable, "-m", "pichat_trio", "serve", "--port", str(port)]
+    async with run_server_process(argv, env, tmp_path) as server:
+        text = "\n".join(server.lines)
+        link = re.search(rf"Open the page: (http://127\.0\.0\.1:{port}/#token=(\S+))$", text, re.M)
         assert link, text
         async with httpx.AsyncClient() as http:
             page = await http.get(link[1])  # the fragment stays in the browser
         assert page.status_code == 200 and "PiChat" in page.text
         async with open_client(f"ws://127.0.0.1:{port}", link[2]) as client:
             assert (await client.call("ping"))["action"] == "pong"
-    finally:
-        process.send_signal(signal.SIGINT)
-        with trio.fail_after(30):
-            await process.wait()
-        await process.stderr.aclose()
