@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 from functools import partial
-from typing import Any
+from typing import Any, NoReturn
 
 import trio
 
@@ -62,8 +62,14 @@ def _settings(**overrides: Any) -> Settings:
     try:
         return load_settings(**overrides)
     except SettingsError as error:
-        print(f"pichat: configuration error: {error}", file=sys.stderr)
-        raise SystemExit(2) from None
+        _configuration_error(error)
+
+
+def _configuration_error(error: BaseException) -> NoReturn:
+    """A start-up failure the configuration caused: one line on stderr, exit code 2."""
+    line = " ".join(str(error).split())
+    print(f"pichat: configuration error: {line}", file=sys.stderr, flush=True)
+    raise SystemExit(2)
 
 
 def _tls_from_flags(settings: Settings, args: argparse.Namespace) -> Settings:
@@ -109,6 +115,7 @@ def _serve(settings: Settings) -> int:
             flush=True,
         )
     failures: list[BaseException] = []
+    configuration: list[BaseException] = []
     try:
         trio.run(
             partial(
@@ -118,26 +125,49 @@ def _serve(settings: Settings) -> int:
                 on_app=lambda _: tune_for_serving(),
             )
         )
+    except* SettingsError as group:  # the database cannot be used, its driver is missing, ...
+        configuration.extend(group.exceptions)
     except* OSError as group:  # the port is taken, the address is not ours, ...
         failures.extend(group.exceptions)
+    if configuration:
+        _configuration_error(_innermost(configuration[0]))
     if failures:
-        failure = failures[0]
-        while isinstance(failure, BaseExceptionGroup):  # nurseries nest their errors
-            failure = failure.exceptions[0]
-        logging.getLogger("pichat").error("cannot serve: %s", failure)
+        logging.getLogger("pichat").error("cannot serve: %s", _innermost(failures[0]))
         return 1
     return 0
 
 
-def _repository(settings: Settings):  # type: ignore[no-untyped-def]
-    from .adapters.sql.engine import create_engine
+def _innermost(failure: BaseException) -> BaseException:
+    while isinstance(failure, BaseExceptionGroup):  # nurseries nest their errors
+        failure = failure.exceptions[0]
+    return failure
+
+
+def _migrated_engine(settings: Settings, pool_size: int) -> Any:
+    """The settings' engine with the schema at head; a database that cannot be used is
+    a configuration error (one line, exit 2)."""
+    import sqlalchemy as sa
+
+    from .adapters.sql.engine import engine_for, startup_error
     from .adapters.sql.migrate import upgrade
+    from .errors import PichatError
+
+    try:
+        engine = engine_for(settings, pool_size)
+    except SettingsError as error:
+        _configuration_error(error)
+    try:
+        upgrade(engine)
+    except (sa.exc.SQLAlchemyError, PichatError, OSError) as error:
+        _configuration_error(startup_error(error, settings.database_setting))
+    return engine
+
+
+def _repository(settings: Settings):  # type: ignore[no-untyped-def]
     from .adapters.sql.repository import SqlRepository
     from .app import _default_settings
 
-    engine = create_engine(settings.database_url, 2)
-    upgrade(engine)
-    return SqlRepository(engine, _default_settings(settings))
+    return SqlRepository(_migrated_engine(settings, 2), _default_settings(settings))
 
 
 def _users(settings: Settings, args: argparse.Namespace) -> int:
@@ -185,11 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _serve(_tls_from_flags(_settings(**overrides), args))
     settings = _settings()
     if args.command == "migrate":
-        from .adapters.sql.engine import create_engine
-        from .adapters.sql.migrate import current_revision, upgrade
+        from .adapters.sql.migrate import current_revision
 
-        engine = create_engine(settings.database_url, 1)
-        upgrade(engine)
+        engine = _migrated_engine(settings, 1)
         print(f"database at revision {current_revision(engine)}")
         engine.dispose()
         return 0

@@ -11,6 +11,7 @@ import logging
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 
+import sqlalchemy as sa
 import trio
 
 from . import models
@@ -18,9 +19,10 @@ from .adapters.ai import open_chat_model
 from .adapters.audio_store import LocalAudioStore
 from .adapters.hub.local import LocalHub
 from .adapters.speech import open_speech_engine
-from .adapters.sql.engine import create_engine
+from .adapters.sql.engine import engine_for, startup_error
 from .adapters.sql.migrate import upgrade
 from .adapters.sql.repository import SqlRepository
+from .errors import PichatError
 from .metrics import Metrics
 from .ports import ChatModel, Hub
 from .protocol.router import Router, Services
@@ -171,25 +173,29 @@ def _default_settings(settings: Settings) -> models.Settings:
     )
 
 
-def _is_sqlite(url: str) -> bool:
-    return url.startswith("sqlite")
-
-
 @asynccontextmanager
-async def open_app(settings: Settings, *, migrate: bool | None = None) -> AsyncIterator[App]:
-    """Build and own the whole server; ``migrate`` defaults to on for SQLite only."""
+async def open_app(settings: Settings, *, migrate: bool = True) -> AsyncIterator[App]:
+    """Build and own the whole server; the schema is brought up first (``migrate.py``).
+
+    A database that cannot be used at start-up (unreachable, refused,
+    wrong password, not a database) raises ``SettingsError`` naming the
+    setting: the server cannot serve without it.
+    """
     async with AsyncExitStack() as stack:
-        engine = create_engine(settings.database_url, settings.db_pool_size)
+        engine = engine_for(settings)
         stack.callback(engine.dispose)
         repository = SqlRepository(engine, _default_settings(settings))
         metrics = Metrics()
-        db = Database(repository, settings.db_pool_size, metrics)
-        if migrate if migrate is not None else _is_sqlite(settings.database_url):
-            await trio.to_thread.run_sync(upgrade, engine)
-        default_user = await db.run(
-            repository.ensure_user, settings.default_user, settings.api_token
-        )
-        interrupted = await db.run(repository.interrupt_streaming)
+        db = Database(repository, settings.db_threads, metrics, timeout=settings.db_timeout)
+        try:
+            if migrate:
+                await trio.to_thread.run_sync(upgrade, engine)
+            default_user = await db.run(
+                repository.ensure_user, settings.default_user, settings.api_token
+            )
+            interrupted = await db.run(repository.interrupt_streaming)
+        except (sa.exc.SQLAlchemyError, PichatError, OSError) as error:
+            raise startup_error(error, settings.database_setting) from error
         if interrupted:
             log.warning(
                 "%d answers were cut off by a previous stop; marked interrupted", interrupted

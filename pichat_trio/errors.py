@@ -14,6 +14,7 @@ __all__ = [
     "NotFound",
     "PichatError",
     "RateLimited",
+    "Unavailable",
     "UnsupportedAudio",
     "UpstreamError",
     "UpstreamUnavailable",
@@ -58,6 +59,16 @@ class RateLimited(PichatError):
     code = "rate_limited"
 
     def __init__(self, message: str, retry_after_ms: int) -> None:
+        super().__init__(message)
+        self.retry_after_ms = retry_after_ms
+
+
+class Unavailable(PichatError):
+    """The database does not answer (an outage, a failover); retry after ``retry_after_ms``."""
+
+    code = "unavailable"
+
+    def __init__(self, message: str, retry_after_ms: int = 2000) -> None:
         super().__init__(message)
         self.retry_after_ms = retry_after_ms
 

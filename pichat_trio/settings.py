@@ -14,7 +14,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote_plus
 
 from .limits import Limits
 
@@ -70,7 +69,16 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("DB_USER", "", "Azure SQL user"),
     Variable("DB_PASSWORD", "", "Azure SQL password", secret=True),
     Variable("DB_DRIVER", "ODBC Driver 18 for SQL Server", "ODBC driver name for Azure SQL"),
-    Variable("DB_POOL_SIZE", "8", "database connections (and DB worker threads)"),
+    Variable(
+        "DB_AUTH",
+        "password",
+        "Azure SQL sign-in: `password`, `managed_identity` or `default` (azure-identity token)",
+    ),
+    Variable("DB_CLIENT_ID", "", "client id of a user-assigned managed identity (DB_AUTH)"),
+    Variable("DB_CONNECT_TIMEOUT", "30", "seconds to open a database connection (login timeout)"),
+    Variable("DB_TIMEOUT", "4", "seconds a request waits for the database before `unavailable`"),
+    Variable("DB_POOL_SIZE", "8", "database connections per process"),
+    Variable("DB_THREADS", "", "database worker threads; empty: DB_POOL_SIZE (never more)"),
     Variable(
         "AI_PROVIDER", "", "`azure`, `openai` or `echo`; empty: azure if configured, else echo"
     ),
@@ -170,7 +178,14 @@ class Settings:
     api_token_generated: bool = False
     default_user: str = "default"
     database_url: str = "sqlite:///./pichat.db"
+    database_setting: str = "DATABASE_URL"
+    """The variable a database problem is blamed on: DATABASE_URL, or DB_HOST."""
+    db_auth: str = "password"
+    db_client_id: str = ""
+    db_connect_timeout: float = 30.0
+    db_timeout: float = 4.0
     db_pool_size: int = 8
+    db_threads: int = 8
     ai_provider: str = "echo"
     azure_openai_endpoint: str = ""
     azure_openai_key: str = ""
@@ -261,19 +276,74 @@ def _model_map(raw: str, gpt4: str, gpt35: str) -> dict[str, str]:
     return models
 
 
-def _database_url(get: Callable[[str], str]) -> str:
+_BACKENDS = ("sqlite", "postgresql", "mssql")
+
+
+def _database(get: Callable[[str], str]) -> dict[str, Any]:
+    """The database part of the settings: URL, sign-in, timeouts, pool and threads."""
+    auth = get("DB_AUTH").lower()
+    if auth not in {"password", "managed_identity", "default"}:
+        raise SettingsError(f"DB_AUTH={auth!r}: expected password, managed_identity or default")
+    connect_timeout = _float("DB_CONNECT_TIMEOUT", get("DB_CONNECT_TIMEOUT"), 1, 600)
+    pool_size = _int("DB_POOL_SIZE", get("DB_POOL_SIZE"), 1, 256)
+    threads = _int("DB_THREADS", get("DB_THREADS") or str(pool_size), 1, 256)
+    if threads > pool_size:  # a thread without a connection would wait inside the pool
+        raise SettingsError(f"DB_THREADS={threads}: at most DB_POOL_SIZE ({pool_size})")
     explicit = get("DATABASE_URL")
     if explicit != _KNOWN["DATABASE_URL"].default or not get("DB_HOST"):
-        return explicit
-    for required in ("DB_USER", "DB_PASSWORD"):
-        if not get(required):
-            raise SettingsError(f"{required} is required when DB_HOST is set")
-    odbc = (
-        f"Driver={{{get('DB_DRIVER')}}};Server=tcp:{get('DB_HOST')},{get('DB_PORT')};"
-        f"Database={get('DB_NAME')};Uid={get('DB_USER')};Pwd={get('DB_PASSWORD')};"
-        "Encrypt=yes;TrustServerCertificate=no;Connection Timeout=30;"
-    )
-    return f"mssql+pyodbc:///?odbc_connect={quote_plus(odbc)}"
+        url, setting = _checked_url(explicit), "DATABASE_URL"
+    else:
+        required = ("DB_USER", "DB_PASSWORD") if auth == "password" else ()
+        for name in required:
+            if not get(name):
+                raise SettingsError(f"{name} is required when DB_HOST is set")
+        from .adapters.sql.odbc import azure_sql_url
+
+        url = azure_sql_url(
+            host=get("DB_HOST"),
+            port=str(_int("DB_PORT", get("DB_PORT"), 1, 65535)),
+            database=get("DB_NAME"),
+            user=get("DB_USER"),
+            password=get("DB_PASSWORD"),
+            driver=get("DB_DRIVER"),
+            auth=auth,
+            client_id=get("DB_CLIENT_ID"),
+            connect_timeout=connect_timeout,
+        ).render_as_string(hide_password=False)
+        setting = "DB_HOST"
+    return {
+        "database_url": url,
+        "database_setting": setting,
+        "db_auth": auth,
+        "db_client_id": get("DB_CLIENT_ID"),
+        "db_connect_timeout": connect_timeout,
+        "db_timeout": _float("DB_TIMEOUT", get("DB_TIMEOUT"), 0.1, 600),
+        "db_pool_size": pool_size,
+        "db_threads": threads,
+    }
+
+
+def _checked_url(raw: str) -> str:
+    """``DATABASE_URL`` if SQLAlchemy can use it, else ``SettingsError`` saying why."""
+    import sqlalchemy as sa
+    from sqlalchemy.exc import ArgumentError, NoSuchModuleError
+
+    try:
+        url = sa.make_url(raw)
+    except ArgumentError:
+        raise SettingsError(
+            f"DATABASE_URL={raw!r}: not a database URL (e.g. sqlite:///./pichat.db)"
+        ) from None
+    if url.get_backend_name() not in _BACKENDS:
+        raise SettingsError(
+            f"DATABASE_URL: unsupported database {url.get_backend_name()!r}; "
+            "expected sqlite, postgresql+psycopg or mssql+pyodbc"
+        )
+    try:
+        url.get_dialect()
+    except NoSuchModuleError:
+        raise SettingsError(f"DATABASE_URL: unknown driver {url.drivername!r}") from None
+    return raw
 
 
 def listen_port(source: Mapping[str, str]) -> int:
@@ -384,8 +454,7 @@ def load_settings(
         "api_token": token,
         "api_token_generated": generated,
         "default_user": get("DEFAULT_USER") or "default",
-        "database_url": _database_url(get),
-        "db_pool_size": _int("DB_POOL_SIZE", get("DB_POOL_SIZE"), 1, 256),
+        **_database(get),
         "ai_provider": provider,
         "azure_openai_endpoint": get("AZURE_OPENAI_ENDPOINT").rstrip("/"),
         "azure_openai_key": get("AZURE_OPENAI_KEY"),

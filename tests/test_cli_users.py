@@ -2,54 +2,18 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
+from cli_support import TOKEN
+from cli_support import pichat as _pichat
 
 from pichat_trio.adapters.sql import migrate
 from pichat_trio.adapters.sql.engine import create_engine
 from pichat_trio.adapters.sql.repository import SqlRepository
 from pichat_trio.models import Settings, VoiceSettings
 from pichat_trio.settings import VARIABLES
-
-TOKEN = "cli-test-token-0123456789"
-
-
-def _pichat(
-    tmp_path: Path, *args: str, env: dict[str, str | None] | None = None
-) -> subprocess.CompletedProcess[str]:
-    """Run ``python -m pichat_trio ARGS`` in ``tmp_path`` (no .env there) with a clean config.
-
-    ``env`` adds variables; a ``None`` value removes one.
-    """
-    known = {variable.name for variable in VARIABLES}
-    environ = {k: v for k, v in os.environ.items() if k not in known}
-    environ.update(
-        {
-            "DATABASE_URL": f"sqlite:///{tmp_path / 'cli.db'}",
-            "ENVIRONMENT": "development",
-            "API_TOKEN": TOKEN,
-            "PYTHONIOENCODING": "utf-8",
-        }
-    )
-    for name, value in (env or {}).items():
-        if value is None:
-            environ.pop(name, None)
-        else:
-            environ[name] = value
-    return subprocess.run(
-        [sys.executable, "-m", "pichat_trio", *args],
-        cwd=tmp_path,
-        env=environ,
-        capture_output=True,
-        text=True,
-        encoding="utf-8",
-        timeout=120,
-        check=False,
-    )
 
 
 def _repository(tmp_path: Path) -> SqlRepository:

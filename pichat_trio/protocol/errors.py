@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..errors import PichatError, RateLimited
+from ..errors import PichatError, RateLimited, Unavailable
 from ..events import encode_event
 
 __all__ = ["ProtocolError", "error_frame", "error_frame_for"]
@@ -36,5 +36,6 @@ def error_frame(
 
 def error_frame_for(error: PichatError, request_action: str | None, request_id: str | None) -> str:
     """The frame for a domain error raised by a service."""
-    extra = {"retry_after_ms": error.retry_after_ms} if isinstance(error, RateLimited) else {}
+    retry = error.retry_after_ms if isinstance(error, RateLimited | Unavailable) else None
+    extra = {} if retry is None else {"retry_after_ms": retry}
     return error_frame(error.code, error.message, request_action, request_id, **extra)

@@ -13,6 +13,15 @@ first transaction wait 60 ms before its thread began. As with
 result; a cancellation arriving meanwhile is raised at the caller's next
 checkpoint.
 
+A call waits at most ``timeout`` seconds, for a thread and for its
+answer together: then it raises ``Unavailable`` (the client's
+``unavailable``), and a call that had started is left to end in its
+thread, which with its connection stays taken until it does. That is what
+keeps a hung database (a network partition: packets go unanswered, and no
+driver timeout covers a query already sent) from holding every request
+with it: the requests get their answer in time, the pool's threads are
+used up one by one, and later calls wait only ``timeout`` for a thread.
+
 ``start_soon`` is the same without a waiting task: the outcome goes to a
 callback in trio's thread as soon as the worker ends. A task woken from a
 thread runs only after a whole round of the scheduler, and in a burst one
@@ -31,6 +40,7 @@ from typing import Any, TypeVar
 import outcome
 import trio
 
+from ..errors import Unavailable
 from ..metrics import Metrics
 from ..ports import Repository
 
@@ -41,25 +51,50 @@ T = TypeVar("T")
 
 class Database:
     def __init__(
-        self, repository: Repository, threads: int, metrics: Metrics | None = None
+        self,
+        repository: Repository,
+        threads: int,
+        metrics: Metrics | None = None,
+        *,
+        timeout: float = 4.0,
     ) -> None:
         self.repository = repository
+        self.timeout = timeout
         self._limiter = trio.CapacityLimiter(threads)
         self._seconds = (Metrics() if metrics is None else metrics).db_seconds
 
     async def run(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """Run ``fn(*args, **kwargs)`` (a repository method) in a worker thread."""
+        """Run ``fn(*args, **kwargs)`` (a repository method) in a worker thread.
+
+        ``Unavailable`` after ``timeout`` seconds without an answer.
+        """
         await trio.lowlevel.checkpoint_if_cancelled()
+        deadline = trio.current_time() + self.timeout
         call = partial(fn, *args, **kwargs)
-        wake = partial(trio.lowlevel.reschedule, trio.lowlevel.current_task())
+        ended: list[outcome.Outcome[T]] = []
+        done = trio.Event()
+
+        def wake(result: outcome.Outcome[T]) -> None:
+            ended.append(result)
+            done.set()
+
         if not self.start_soon(call, wake):
             borrower = object()
-            await self._limiter.acquire_on_behalf_of(borrower)
+            acquired = False
+            with trio.move_on_at(deadline):
+                await self._limiter.acquire_on_behalf_of(borrower)
+                acquired = True
+            if not acquired:
+                raise Unavailable(
+                    f"the database did not answer within {self.timeout:g} s "
+                    "(every connection is waiting for it)"
+                )
             self._start(call, wake, borrower)
-        value: T = await trio.lowlevel.wait_task_rescheduled(
-            lambda _: trio.lowlevel.Abort.FAILED  # a started call is not abandoned
-        )
-        return value
+        with trio.CancelScope(deadline=deadline, shield=True):  # a started call is not
+            await done.wait()  # abandoned when the caller is cancelled, only when late
+        if not ended:
+            raise Unavailable(f"the database did not answer within {self.timeout:g} s")
+        return ended[0].unwrap()
 
     def start_soon(
         self, fn: Callable[[], T], deliver: Callable[[outcome.Outcome[T]], object]

@@ -259,7 +259,17 @@ class SqlRepository:
         return None if row is None else User(id=row.id, name=row.name)
 
     def ensure_user(self, name: str, token: str) -> User:
-        """The user ``name`` with ``token`` as its (only) token, created if missing."""
+        """The user ``name`` with ``token`` as its (only) token, created if missing.
+
+        Servers starting together on a new database each try to create it:
+        the one that loses the race on the unique name finds it made.
+        """
+        try:
+            return self._ensure_user(name, token)
+        except sa.exc.IntegrityError:
+            return self._ensure_user(name, token)
+
+    def _ensure_user(self, name: str, token: str) -> User:
         digest = hash_token(token)
         with self._write() as connection:
             row = connection.execute(
