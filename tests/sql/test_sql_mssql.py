@@ -13,9 +13,10 @@ import sqlalchemy as sa
 from alembic import command
 from alembic.config import Config
 from sqlalchemy.dialects import mssql
+from sqlalchemy.dialects.sqlite import Insert as SqliteInsert
 from sqlalchemy.schema import CreateTable
 
-from pichat_trio.adapters.sql import migrate, tables
+from pichat_trio.adapters.sql import dialects, migrate, tables
 from pichat_trio.adapters.sql.engine import create_engine
 from pichat_trio.adapters.sql.repository import SqlRepository
 from pichat_trio.models import FinishRequest, Settings, VoiceSettings
@@ -123,6 +124,9 @@ def _captured_statements(tmp_path: Path) -> list[tuple[Any, bool]]:
         # Parameters that travel apart from a statement (a batch's rows, the bound
         # values of a prebuilt statement) compile as placeholders.
         bound = multiparams[0] if multiparams else params
+        if isinstance(clauseelement, SqliteInsert):  # SQLite's upsert; SQL Server has its own
+            clauseelement = dialects.settings_upsert("mssql", "u1", {"selected_model": "m"})
+            bound = {}
         if bound and isinstance(clauseelement, sa.Insert):  # as execute compiles it
             clauseelement = clauseelement.values({key: sa.bindparam(key) for key in bound})
         captured.append((clauseelement, not bound))
@@ -180,6 +184,7 @@ def test_repository_queries_compile_for_sql_server(tmp_path: Path) -> None:
     assert "OUTPUT inserted.seq" in text  # the identity comes back without a second query
     assert "title=N'renamed'" in text  # Unicode columns get N'' literals
     assert "users.name IN (N'alice')" in text
+    assert "MERGE user_settings WITH (HOLDLOCK)" in text
 
 
 def test_pyodbc_is_importable() -> None:

@@ -58,7 +58,7 @@ def create_engine(
         raise SettingsError(
             f"{setting}: the driver for {parsed.drivername} is not installed ({error})"
         ) from None
-    _add_connect_retry(engine, backend, connect_retry, tokens)
+    sa.event.listen(engine, "do_connect", _connector(backend, connect_retry, tokens))
     sa.event.listen(engine, "handle_error", _unavailable_hook(backend), retval=True)
     return engine
 
@@ -101,9 +101,9 @@ def _engine(parsed: sa.URL, backend: str, pool_size: int, connect_timeout: float
     return sa.create_engine(parsed, **options)
 
 
-def _add_connect_retry(
-    engine: sa.Engine, backend: str, policy: RetryPolicy, tokens: AccessTokens | None
-) -> None:
+def _connector(backend: str, policy: RetryPolicy, tokens: AccessTokens | None) -> Any:
+    """The ``do_connect`` hook: the DBAPI's connect, retried, with a token when given."""
+
     def connect(dialect: Any, _record: Any, cargs: Any, cparams: dict[str, Any]) -> Any:
         def attempt() -> Any:
             if tokens is not None:  # a fresh token for each try: one may just have expired
@@ -115,7 +115,7 @@ def _add_connect_retry(
 
         return policy.call(attempt, backend)
 
-    sa.event.listen(engine, "do_connect", connect)
+    return connect
 
 
 def _unavailable_hook(backend: str) -> Any:

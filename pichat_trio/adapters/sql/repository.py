@@ -8,13 +8,14 @@ in trio threads (``services.db.Database``). Every query is scoped by
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import secrets
 import threading
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Concatenate, ParamSpec, TypeVar
 
 import msgspec
 import sqlalchemy as sa
@@ -32,7 +33,9 @@ from ...models import (
     User,
     VoiceSettings,
 )
+from .dialects import batches, max_parameters, settings_upsert
 from .tables import conversations, messages, user_settings, users
+from .transient import RetryPolicy
 
 __all__ = ["SqlRepository", "hash_token"]
 
@@ -197,12 +200,32 @@ def _history(rows: int) -> sa.Select[Any]:
     return _HISTORY[rows]
 
 
+P = ParamSpec("P")
+R = TypeVar("R")
+
+READ_RETRY = RetryPolicy(attempts=3, base_delay=0.05, max_delay=0.5)
+"""A read that meets a transient fault (a dropped connection, a failover) is tried
+again: it changes nothing, so trying again is safe. Writes are not (``transient.py``)."""
+
+
+def _read(
+    method: Callable[Concatenate[SqlRepository, P], R],
+) -> Callable[Concatenate[SqlRepository, P], R]:
+    @functools.wraps(method)
+    def read(self: SqlRepository, /, *args: P.args, **kwargs: P.kwargs) -> R:
+        return READ_RETRY.call(lambda: method(self, *args, **kwargs), self.engine.dialect.name)
+
+    return read
+
+
 class SqlRepository:
     """Storage for users, conversations, messages and settings."""
 
     def __init__(self, engine: sa.Engine, default_settings: Settings) -> None:
         self.engine = engine
         self._default_settings = default_settings
+        self.max_parameters = max_parameters(engine.dialect.name)
+        """Values of a list in one statement (``dialects.py``)."""
         self._writer: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
         )
@@ -239,16 +262,20 @@ class SqlRepository:
             )
             created.append((user, token))
         with self._write() as connection:
-            taken = connection.execute(
-                sa.select(users.c.name).where(users.c.name.in_(list(names)))
-            ).scalars()
-            clash = sorted(taken)
+            clash = sorted(
+                name
+                for batch in batches(list(names), self.max_parameters)
+                for name in connection.execute(
+                    sa.select(users.c.name).where(users.c.name.in_(batch))
+                ).scalars()
+            )
             if clash:
                 raise ValueError(f"user already exists: {', '.join(clash)}")
             if rows:
                 connection.execute(users.insert(), rows)
         return created
 
+    @_read
     def user_for_token(self, token: str) -> User | None:
         with self.engine.connect() as connection:
             row = connection.execute(
@@ -293,6 +320,7 @@ class SqlRepository:
                 )
             return User(id=row.id, name=name)
 
+    @_read
     def list_users(self) -> list[User]:
         with self.engine.connect() as connection:
             rows = connection.execute(
@@ -329,6 +357,7 @@ class SqlRepository:
 
     # ----------------------------------------------------- conversations
 
+    @_read
     def list_conversations(
         self, user_id: str, limit: int, before: datetime | None
     ) -> list[Conversation]:
@@ -366,6 +395,7 @@ class SqlRepository:
             _OWNED, {"b_conversation": conversation_id, "b_user": user_id}
         ).first()
 
+    @_read
     def get_conversation(self, user_id: str, conversation_id: str) -> Conversation | None:
         with self.engine.connect() as connection:
             row = self._owned(connection, user_id, conversation_id)
@@ -633,6 +663,7 @@ class SqlRepository:
                 results.append((_message(row), _conversation(conversation)))
         return results
 
+    @_read
     def list_messages(
         self, user_id: str, conversation_id: str, limit: int, before: str | None
     ) -> tuple[list[Message], bool] | None:
@@ -668,6 +699,7 @@ class SqlRepository:
 
     # ---------------------------------------------------------- settings
 
+    @_read
     def get_settings(self, user_id: str) -> Settings:
         with self.engine.connect() as connection:
             return self._settings_in(connection, user_id)
@@ -686,9 +718,5 @@ class SqlRepository:
             "updated_at": _now(),
         }
         with self._write() as connection:
-            result = connection.execute(
-                user_settings.update().where(user_settings.c.user_id == user_id).values(**values)
-            )
-            if result.rowcount == 0:
-                connection.execute(user_settings.insert().values(user_id=user_id, **values))
+            connection.execute(settings_upsert(self.engine.dialect.name, user_id, values))
         return settings
