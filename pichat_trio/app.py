@@ -229,6 +229,7 @@ async def open_app(settings: Settings, *, migrate: bool = True) -> AsyncIterator
         auth = Authenticator(settings.api_token, default_user, lookup)
         async with trio.open_nursery() as nursery:
             nursery.start_soon(chat.run_checkpoints)
+            nursery.start_soon(chat.unsaved.run)
             await nursery.start(chat.exchanges.run)
             await nursery.start(chat.finishes.run)
             app = App(settings, db, hub, router, auth, chat, speech_name, metrics)

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 import trio
 from trio_util import AsyncValue
 
-from ..errors import Busy, InvalidInput, NotFound, PichatError
+from ..errors import Busy, InvalidInput, NotFound, PichatError, Unavailable
 from ..events import Frame, TokenFrame, encode_event
 from ..metrics import AnswerTiming, Metrics
 from ..models import (
@@ -44,6 +44,7 @@ from .conversations import DEFAULT_TITLE
 from .db import Database
 from .fanout import Fanout, Origin
 from .group_commit import GroupCommit, Ticket
+from .unsaved import UnsavedAnswers
 
 __all__ = ["ChatService", "Generation", "title_from"]
 
@@ -126,6 +127,8 @@ class ChatService:
         """Group commit of ``send``'s transactions; the app's nursery runs it."""
         self.finishes = GroupCommit(db, self._finish_messages)
         """Group commit of the answers' final writes; the app's nursery runs it."""
+        self.unsaved = UnsavedAnswers(db)
+        """Final writes that met a database outage, tried until it is back (app's nursery)."""
         # Keyed by (user id, conversation id): whether a conversation is generating
         # is only ever looked up among the requester's own, so another user's id
         # is ``not_found`` like an unknown one, never ``busy``.
@@ -464,11 +467,13 @@ class ChatService:
         self, generation: Generation, content: str, status: MessageStatus
     ) -> tuple[Message, Conversation] | None:
         assert generation.message_id is not None
+        request = FinishRequest(generation.origin.user.id, generation.message_id, content, status)
         for attempt in range(3):
             try:
-                return await self.finishes.submit(
-                    FinishRequest(generation.origin.user.id, generation.message_id, content, status)
-                )
+                return await self.finishes.submit(request)
+            except Unavailable:
+                self.unsaved.keep(request)
+                return None
             except Exception:
                 log.exception(
                     "storing answer %s failed (attempt %d, %d characters kept in the last "

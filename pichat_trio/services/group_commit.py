@@ -27,6 +27,14 @@ Failures stay with their request: if a batch's transaction fails, its
 requests are retried one by one, so one bad request cannot fail the rest.
 Without the task (not started yet, or stopped at shutdown) a request is
 stored on its own, as a plain database call.
+
+A database that stops answering holds the chain's thread: the task waits
+for it no longer than the database's timeout, then the batch in that
+thread fails with ``Unavailable`` (its outcome is unknown: the client is
+told so), the thread takes no further batch, and the task goes on with a
+fresh thread for what arrives. An ``Unavailable`` batch fails as a whole,
+not request by request: one bad request does not make the database go
+away.
 """
 
 from __future__ import annotations
@@ -40,6 +48,7 @@ from typing import Generic, TypeVar
 import outcome
 import trio
 
+from ..errors import Unavailable
 from .db import Database
 
 __all__ = ["GroupCommit", "Ticket"]
@@ -86,6 +95,8 @@ class GroupCommit(Generic[Request, Result]):
         self._running = False
         self._chain_ended = trio.Event()  # set when a chain of batches stops
         self._failed: tuple[list[_Waiting[Request, Result]], BaseException] | None = None
+        self._chain_id = 0  # which chain may take batches: a given-up one may not
+        self._in_thread: list[_Waiting[Request, Result]] = []  # the chain's current batch
 
     def __len__(self) -> int:
         return len(self._waiting)
@@ -158,7 +169,11 @@ class GroupCommit(Generic[Request, Result]):
                     with trio.CancelScope(shield=True):  # the callers wait for these results
                         self._chain_ended = trio.Event()
                         if self._launch(batch):
-                            await self._chain_ended.wait()
+                            with trio.move_on_after(self._db.timeout):
+                                await self._chain_ended.wait()
+                            if not self._chain_ended.is_set():
+                                self._give_up_chain()
+                                continue
                             failed, self._failed = self._failed, None
                             if failed is not None:
                                 await self._one_by_one(*failed)
@@ -172,23 +187,47 @@ class GroupCommit(Generic[Request, Result]):
                 waiting.orphaned = True
                 waiting.done.set()
 
-    def _take(self) -> list[_Waiting[Request, Result]]:
-        """The next batch (empty when nothing waits), marked taken; any thread."""
+    def _give_up_chain(self) -> None:
+        """The chain's thread has not ended in time: its batch fails, it takes no more."""
         with self._lock:
+            self._chain_id += 1
+            stuck, self._in_thread = self._in_thread, []
+        error = Unavailable(f"the database did not answer within {self._db.timeout:g} s")
+        log.warning("the database did not answer a batch of %d in time", len(stuck))
+        for waiting in stuck:
+            if not waiting.done.is_set():
+                waiting.error = error
+                waiting.done.set()
+
+    def _take(self, chain: int | None = None) -> list[_Waiting[Request, Result]]:
+        """The next batch (empty when nothing waits), marked taken; any thread.
+
+        ``chain``: the taking chain's id; a chain given up on gets nothing.
+        """
+        with self._lock:
+            if chain is not None and chain != self._chain_id:
+                return []
             batch = self._waiting[: self._max_batch]
             del self._waiting[: self._max_batch]
             for waiting in batch:
                 waiting.taken = True
+            if chain is not None:
+                self._in_thread = batch
         return batch
 
     def _launch(self, batch: list[_Waiting[Request, Result]]) -> bool:
         """Start storing ``batch``, and the batches that follow it, in a thread if one
         is free; ``_chain_ended`` is set once that thread stops."""
         token = trio.lowlevel.current_trio_token()
-        return self._db.start_soon(partial(self._chain, batch, token), self._stopped)
+        self._in_thread = batch
+        chain = partial(self._chain, batch, token, self._chain_id)
+        return self._db.start_soon(chain, partial(self._stopped, self._chain_id))
 
     def _chain(
-        self, batch: list[_Waiting[Request, Result]], token: trio.lowlevel.TrioToken
+        self,
+        batch: list[_Waiting[Request, Result]],
+        token: trio.lowlevel.TrioToken,
+        chain: int,
     ) -> None:
         """In the worker thread: store ``batch``, hand its results to trio, and go on
         with what is waiting until nothing is, ``max_chain`` batches are stored,
@@ -199,20 +238,23 @@ class GroupCommit(Generic[Request, Result]):
                 if len(results) != len(batch):
                     raise RuntimeError(f"{len(results)} results for {len(batch)} requests")
             except BaseException as exc:
-                self._failed = (batch, exc)
+                with self._lock:
+                    if chain == self._chain_id:
+                        self._failed = (batch, exc)
                 return
             token.run_sync_soon(_deliver, batch, results)
             if stored == self._max_chain:
                 return
-            batch = self._take()
+            batch = self._take(chain)
             if not batch:
                 return
 
-    def _stopped(self, ended: outcome.Outcome[None]) -> None:
+    def _stopped(self, chain: int, ended: outcome.Outcome[None]) -> None:
         """The chain's thread is done (in trio's thread, after its last results)."""
         if isinstance(ended, outcome.Error) and self._failed is None:  # not from a batch
             log.error("the group commit's thread failed", exc_info=ended.error)
-        self._chain_ended.set()
+        if chain == self._chain_id:  # a chain given up on has been replaced
+            self._chain_ended.set()
 
     async def _alone(self, request: Request) -> Result:
         [result] = await self._db.run(self._store_all, [request])
@@ -227,10 +269,12 @@ class GroupCommit(Generic[Request, Result]):
         _deliver(batch, results)
 
     async def _one_by_one(self, batch: list[_Waiting[Request, Result]], exc: BaseException) -> None:
-        """After ``batch`` failed with ``exc``: each request alone, so only its own fails."""
-        if len(batch) == 1:
-            batch[0].error = exc
-            batch[0].done.set()
+        """After ``batch`` failed with ``exc``: each request alone, so only its own fails
+        (all of them at once when the database is not answering)."""
+        if len(batch) == 1 or isinstance(exc, Unavailable):
+            for waiting in batch:
+                waiting.error = exc
+                waiting.done.set()
             return
         log.warning("storing %d requests together failed (%s); one by one", len(batch), exc)
         for waiting in batch:
@@ -238,7 +282,9 @@ class GroupCommit(Generic[Request, Result]):
 
 
 def _deliver(batch: list[_Waiting[Request, Result]], results: list[Result]) -> None:
-    """Each request gets its result and is woken."""
+    """Each request gets its result and is woken (unless it was given up on)."""
     for waiting, result in zip(batch, results, strict=True):
+        if waiting.done.is_set():
+            continue
         waiting.result = result
         waiting.done.set()
