@@ -8,6 +8,7 @@ with ``SettingsError`` whose message names the variable.
 
 from __future__ import annotations
 
+import math
 import os
 import secrets
 from collections.abc import Callable, Mapping
@@ -76,7 +77,11 @@ VARIABLES: tuple[Variable, ...] = (
     ),
     Variable("DB_CLIENT_ID", "", "client id of a user-assigned managed identity (DB_AUTH)"),
     Variable("DB_CONNECT_TIMEOUT", "30", "seconds to open a database connection (login timeout)"),
-    Variable("DB_TIMEOUT", "4", "seconds a request waits for the database before `unavailable`"),
+    Variable(
+        "DB_TIMEOUT",
+        "4",
+        "seconds a request waits for the database before `unavailable`; 0: no limit",
+    ),
     Variable("DB_POOL_SIZE", "8", "database connections per process"),
     Variable("DB_THREADS", "", "database worker threads; empty: DB_POOL_SIZE (never more)"),
     Variable(
@@ -317,7 +322,7 @@ def _database(get: Callable[[str], str]) -> dict[str, Any]:
         "db_auth": auth,
         "db_client_id": get("DB_CLIENT_ID"),
         "db_connect_timeout": connect_timeout,
-        "db_timeout": _float("DB_TIMEOUT", get("DB_TIMEOUT"), 0.1, 600),
+        "db_timeout": _float("DB_TIMEOUT", get("DB_TIMEOUT"), 0, 600) or math.inf,
         "db_pool_size": pool_size,
         "db_threads": threads,
     }

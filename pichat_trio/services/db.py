@@ -32,6 +32,7 @@ batch in the round the worker's end is seen, not one later.
 
 from __future__ import annotations
 
+import contextlib
 import contextvars
 from collections.abc import Callable
 from functools import partial
@@ -128,6 +129,8 @@ class Database:
             deliver(result)
 
         def hand_over(result: outcome.Outcome[T]) -> None:  # the worker's thread
-            token.run_sync_soon(ended, result)
+            # A call given up on may outlive its trio run: then nobody waits for it.
+            with contextlib.suppress(trio.RunFinishedError):
+                token.run_sync_soon(ended, result)
 
         trio.lowlevel.start_thread_soon(partial(context.run, fn), hand_over)
