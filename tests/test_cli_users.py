@@ -172,3 +172,20 @@ def test_serve_on_a_taken_port_says_so_in_one_line(tmp_path: Path) -> None:
     assert len(errors) == 1, result.stderr
     assert errors[0].endswith("cannot serve: [Errno 98] Address already in use")
     assert "Traceback" not in result.stderr
+
+
+@pytest.mark.parametrize("database", ["sqlite", "postgresql"])
+def test_users_add_5000_names_in_one_call(
+    tmp_path: Path, database: str, request: pytest.FixtureRequest
+) -> None:
+    env: dict[str, str | None] = {}
+    if database == "postgresql":
+        env["DATABASE_URL"] = request.getfixturevalue("fresh_postgres")
+    names = [f"u{n:04}" for n in range(5000)]
+
+    pairs = _added(_pichat(tmp_path, "users", "add", *names, env=env))
+
+    assert [name for name, _ in pairs] == names
+    listed = _pichat(tmp_path, "users", "list", env=env)
+    assert listed.returncode == 0, listed.stderr
+    assert listed.stdout.splitlines() == names

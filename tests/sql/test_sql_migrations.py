@@ -137,3 +137,40 @@ def test_seq_numbers_rows_by_itself(migrated: sa.Engine) -> None:
     seqs = [row.seq for row in rows]
     assert all(isinstance(seq, int) for seq in seqs)
     assert seqs == sorted(set(seqs))
+
+
+def test_migrations_started_together_on_an_empty_database_all_succeed(
+    engine: sa.Engine,
+) -> None:
+    """The migration lock: without it, these collide (duplicate tables, Alembic's own
+    bookkeeping failing, a deadlock on PostgreSQL)."""
+    import threading
+
+    from pichat_trio.adapters.sql.engine import create_engine
+
+    url = engine.url.render_as_string(hide_password=False)
+    engines = [create_engine(url, pool_size=1) for _ in range(4)]
+    barrier = threading.Barrier(len(engines))
+    errors: list[BaseException] = []
+
+    def migrate_now(each: sa.Engine) -> None:
+        barrier.wait(30)
+        try:
+            migrate.upgrade(each)
+        except BaseException as error:
+            errors.append(error)
+
+    threads = [threading.Thread(target=migrate_now, args=(each,)) for each in engines]
+    try:
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(120)
+    finally:
+        for each in engines:
+            each.dispose()
+    assert errors == []
+    assert migrate.current_revision(engine) == migrate.head_revision()
+    with engine.connect() as connection:
+        versions = connection.execute(sa.text("SELECT version_num FROM alembic_version"))
+        assert versions.scalars().all() == [migrate.head_revision()]
