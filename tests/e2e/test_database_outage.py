@@ -66,13 +66,18 @@ async def _outage_seen_by_clients(
             if frame["action"] == "message_stream":
                 tokens.append(frame["payload"]["token"])
                 if frame["payload"]["finished"]:
-                    final: dict[str, Any] = frame["payload"]
-                    return final
+                    break
+    final: dict[str, Any] = frame["payload"]
+    with trio.fail_after(30):  # its final write meets the outage, and is kept
+        while True:
+            if len(server.app.chat.unsaved) > 0:
+                return final
+            await trio.sleep(0.05)
 
 
 @pytest.mark.parametrize("fault", ["stopped", "frozen"])
 async def test_a_database_outage_loses_nothing(
-    tmp_path: Path, postgres: PrivatePostgres, fault: str
+    tmp_path: Path, postgres: PrivatePostgres, fault: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     settings = make_settings(
         tmp_path,
@@ -121,3 +126,6 @@ async def test_a_database_outage_loses_nothing(
                     assert before["message"]["content"] in contents
                 await trio.sleep(0.2)
         assert stored["content"] == streamed
+    # It was its final write that met the outage, kept and written afterwards:
+    kept = [r.getMessage() for r in caplog.records if answer_id in r.getMessage()]
+    assert f"answer {answer_id} kept until the database is back" in kept
