@@ -95,6 +95,10 @@ def _serve(settings: Settings) -> int:
     from .logs import configure_logging
     from .server import serve, wait_for_signal
 
+    # The database first, before anything is logged: a database that cannot be used
+    # is the one line of a configuration error. The server's own migration at
+    # start-up then finds the schema at its head.
+    _migrated_engine(settings, 1).dispose()
     secrets = [
         settings.api_token,
         settings.azure_openai_key,

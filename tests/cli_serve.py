@@ -13,7 +13,7 @@ from pathlib import Path
 import trio
 from cli_support import environment
 
-_LISTENING = re.compile(rb"PiChat listening on (http://\S+) ")
+_LISTENING = re.compile(rb"PiChat (?:\S+ )?listening on (http://\S+) ")
 
 
 @asynccontextmanager
