@@ -6,13 +6,16 @@ from __future__ import annotations
 
 import os
 import socket
+import sys
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
 
 import pytest
 import sqlalchemy as sa
 import trio
-from cli_serve import serving
-from cli_support import TOKEN, pichat
+from cli_support import TOKEN, environment, pichat
+from support import run_server_process
 
 from pichat_trio.client import open_client
 
@@ -131,6 +134,14 @@ def test_sql_server_that_never_answers_fails_at_the_login_timeout(tmp_path: Path
 
 
 # ------------------------------------------------------- a fresh PostgreSQL database
+
+
+@asynccontextmanager
+async def serving(folder: Path, env: dict[str, str | None]) -> AsyncIterator[str]:
+    """``pichat serve`` in ``folder`` on a free port; its ws:// URL."""
+    argv = [sys.executable, "-m", "pichat_trio", "serve", "--host", "127.0.0.1", "--port", "0"]
+    async with run_server_process(argv, environment(folder, env), folder) as server:
+        yield server.url.replace("http", "ws", 1)
 
 
 async def _works(url: str) -> None:
