@@ -84,6 +84,8 @@ class App:
             rate=settings.rate_limit_per_second,
             burst=settings.rate_limit_burst,
             pacer=self.pacer,
+            close_seconds=settings.close_timeout,
+            grace=settings.rate_limit_grace,
         )
         self.user_limits = UserLimits(
             settings.max_connections_per_user,

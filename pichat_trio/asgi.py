@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from wsproto.events import Ping
@@ -46,10 +45,14 @@ class AsgiApp:
         self.proxies = TrustedProxies(app.settings.forwarded_allow_ips)
         self._direct_frames_for: Callable[[Send], DirectFrames | None] | None = None
         """Text frames written straight to hypercorn's socket when it can (``fast_paths``)."""
-        if direct_frames:
+        self._watch_closing: Callable[[Send, Callable[[], None]], bool] | None = None
+        """Closes hypercorn leaves unfinished, finished (``closing.py``): on a tested release."""
+        if direct_frames:  # a hypercorn release whose internals were tested
+            from .transport.closing import watch_closing
             from .transport.direct_frames import DirectFrames
 
             self._direct_frames_for = DirectFrames.for_send
+            self._watch_closing = watch_closing
 
     def ping_for(self, send: Send) -> Callable[[], Awaitable[None]] | None:
         """A WebSocket ping on this connection, when the app sends the pings.
@@ -62,10 +65,15 @@ class AsgiApp:
             return None
         stream = getattr(send, "__self__", None)
         emit = getattr(stream, "_send_wsproto_event", None)
-        if emit is None:  # hypercorn's own pings are off: say so, loudly
+        if stream is None or emit is None:  # hypercorn's own pings are off: say so, loudly
             log.error("cannot ping this WebSocket: its send is not hypercorn's stream")
             return None
-        return partial(emit, Ping())
+
+        async def ping() -> None:
+            if not stream.closed:  # hypercorn's own sends check this; this one bypasses them
+                await emit(Ping())
+
+        return ping
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -125,6 +133,8 @@ class AsgiApp:
         self.app.opened(connection)
         try:
             await send({"type": "websocket.accept"})
+            if self._watch_closing is not None:
+                self._watch_closing(send, connection.closing)
             frames = self._direct_frames_for(send) if self._direct_frames_for else None
             await connection.run(receive, send, self.ping_for(send), frames)
         finally:

@@ -117,8 +117,15 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("AUDIO_DIR", "./audio", "where recorded audio of voice messages is kept"),
     Variable("REDIS_URL", "", "Redis URL for fan-out across instances; empty: in-process"),
     Variable("ALLOWED_ORIGINS", "", "comma-separated Origins allowed to connect; empty: any"),
+    Variable(
+        "AUTH_FAILURES_BURST", "20", "failed handshakes a client address may make before HTTP 429"
+    ),
+    Variable(
+        "AUTH_FAILURES_PER_MINUTE", "30", "failed handshakes an address is allowed per minute after"
+    ),
     Variable("HEARTBEAT_INTERVAL", "20", "seconds between WebSocket pings"),
     Variable("HEARTBEAT_TIMEOUT", "60", "seconds of peer silence (pongs included) before closing"),
+    Variable("CLOSE_TIMEOUT", "2", "seconds a peer has to answer the server's close frame"),
     Variable("MAX_FRAME_BYTES", str(4 * 1024 * 1024), "largest incoming frame; larger: close 1009"),
     Variable("MAX_MESSAGE_CHARS", "32000", "longest message content, characters"),
     Variable("MAX_TITLE_CHARS", "200", "longest conversation title, characters (at most 200)"),
@@ -135,6 +142,9 @@ VARIABLES: tuple[Variable, ...] = (
         "RATE_LIMIT_PER_SECOND", "30", "requests a connection may make per second, on average"
     ),
     Variable("RATE_LIMIT_BURST", "60", "requests a connection may make in a burst"),
+    Variable(
+        "RATE_LIMIT_GRACE", "10", "seconds a connection may go on past its rate before close 1008"
+    ),
     Variable(
         "USER_RATE_LIMIT_PER_SECOND",
         "60",
@@ -212,8 +222,11 @@ class Settings:
     audio_dir: Path = Path("./audio")
     redis_url: str = ""
     allowed_origins: frozenset[str] = frozenset()
+    auth_failures_burst: float = 20.0
+    auth_failures_per_minute: float = 30.0
     heartbeat_interval: float = 20.0
     heartbeat_timeout: float = 60.0
+    close_timeout: float = 2.0
     max_frame_bytes: int = 4 * 1024 * 1024
     max_generations_per_connection: int = 4
     max_generations_per_user: int = 16
@@ -223,6 +236,7 @@ class Settings:
     user_rate_limit_per_second: float = 60.0
     user_rate_limit_burst: float = 120.0
     revocation_check_seconds: float = 0.5
+    rate_limit_grace: float = 10.0
     outbox_frames: int = 256
     outbox_stall_seconds: float = 30.0
     checkpoint_seconds: float = 1.0
@@ -482,11 +496,18 @@ def load_settings(
         "speech_timeout": _float("SPEECH_TIMEOUT", get("SPEECH_TIMEOUT"), 0.1, 600),
         "audio_dir": Path(get("AUDIO_DIR") or "./audio"),
         "redis_url": get("REDIS_URL"),
+        "auth_failures_burst": _float(
+            "AUTH_FAILURES_BURST", get("AUTH_FAILURES_BURST"), 1, 1_000_000
+        ),
+        "auth_failures_per_minute": _float(
+            "AUTH_FAILURES_PER_MINUTE", get("AUTH_FAILURES_PER_MINUTE"), 0.01, 1_000_000
+        ),
         "allowed_origins": frozenset(
             o.strip().rstrip("/") for o in get("ALLOWED_ORIGINS").split(",") if o.strip()
         ),
         "heartbeat_interval": interval,
         "heartbeat_timeout": timeout,
+        "close_timeout": _float("CLOSE_TIMEOUT", get("CLOSE_TIMEOUT"), 0.01, 600),
         "max_frame_bytes": _int("MAX_FRAME_BYTES", get("MAX_FRAME_BYTES"), 1024, 1 << 30),
         "max_generations_per_connection": _int(
             "MAX_GENERATIONS_PER_CONNECTION", get("MAX_GENERATIONS_PER_CONNECTION"), 1, 1000
@@ -510,6 +531,7 @@ def load_settings(
         "revocation_check_seconds": _float(
             "REVOCATION_CHECK_SECONDS", get("REVOCATION_CHECK_SECONDS"), 0.05, 60
         ),
+        "rate_limit_grace": _float("RATE_LIMIT_GRACE", get("RATE_LIMIT_GRACE"), 0, 3600),
         "outbox_frames": _int("OUTBOX_FRAMES", get("OUTBOX_FRAMES"), 8, 1_000_000),
         "outbox_stall_seconds": _float(
             "OUTBOX_STALL_SECONDS", get("OUTBOX_STALL_SECONDS"), 0.01, 3600

@@ -31,12 +31,12 @@ from ..errors import Busy, RateLimited, UpstreamUnavailable
 from ..events import Texts
 from ..models import User
 from ..ports import Hub
-from ..protocol.errors import error_frame
+from ..protocol.errors import error_frame, error_frame_for
 from ..protocol.router import Router
 from .frames import send_by_asgi
 from .outbox import PING, Outbox
 from .pacer import FramePacer
-from .rate import TokenBucket
+from .rate import FrameBudget, TokenBucket
 
 if TYPE_CHECKING:  # imported only on a hypercorn it was tested on (hypercorn_support)
     from .direct_frames import DirectFrames
@@ -45,8 +45,6 @@ __all__ = ["Connection", "ConnectionLimits"]
 
 log = logging.getLogger(__name__)
 
-_CLOSE_WAIT_SECONDS = 5.0  # after our close frame, how long the peer has to answer
-
 Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 Ping = Callable[[], Awaitable[None]]
@@ -54,7 +52,16 @@ SendText = Callable[[Texts], Awaitable[None]]
 
 
 class ConnectionLimits:
-    __slots__ = ("burst", "max_frames", "max_tasks", "pacer", "rate", "stall_seconds")
+    __slots__ = (
+        "burst",
+        "close_seconds",
+        "grace",
+        "max_frames",
+        "max_tasks",
+        "pacer",
+        "rate",
+        "stall_seconds",
+    )
 
     def __init__(
         self,
@@ -64,13 +71,19 @@ class ConnectionLimits:
         rate: float = 30.0,
         burst: float = 60.0,
         pacer: FramePacer | None = None,
+        close_seconds: float = 2.0,
+        grace: float = 10.0,
     ) -> None:
         self.max_tasks = max_tasks
+        self.close_seconds = close_seconds
+        """After a close frame of ours (or hypercorn's), how long the peer has to answer."""
         self.pacer = pacer
         self.max_frames = max_frames
         self.stall_seconds = stall_seconds
         self.rate = rate
         self.burst = burst
+        self.grace = grace
+        """How long a client may go on sending past its rate before it is closed (1008)."""
 
 
 class Connection:
@@ -78,7 +91,7 @@ class Connection:
 
     __slots__ = (
         "_accepting",
-        "_bucket",
+        "_budget",
         "_close_code",
         "_hub",
         "_limits",
@@ -119,7 +132,7 @@ class Connection:
             self._start_writer,
             limits.pacer,
         )
-        self._bucket = TokenBucket(limits.rate, limits.burst)
+        self._budget = FrameBudget(limits.rate, limits.burst, limits.grace)
         self._user_bucket = user_bucket  # shared by the user's connections (user_limits.py)
         self._nursery: trio.Nursery | None = None
         self._send: Send | None = None
@@ -223,6 +236,14 @@ class Connection:
             self._close_code = code
             self._outbox.close()
 
+    def closing(self) -> None:
+        """A close frame the server started went out (ours, or hypercorn's 1009):
+        the peer has ``close_seconds`` to answer, then the connection is dropped."""
+        nursery = self._nursery
+        if nursery is not None:
+            deadline = trio.current_time() + self._limits.close_seconds
+            nursery.cancel_scope.deadline = min(nursery.cancel_scope.deadline, deadline)
+
     def _stuck(self) -> None:
         log.warning("connection %s of user %s stopped reading; closing it", self.id, self.user.name)
         if self._nursery is not None:
@@ -230,30 +251,50 @@ class Connection:
 
     async def _read(self, receive: Receive) -> None:
         handle = self._router.handle
+        budget = self._budget
         while True:
             message = await receive()
             kind = message["type"]
             if kind == "websocket.disconnect":
                 return
-            if kind != "websocket.receive":
-                continue
+            if kind != "websocket.receive" or self._close_code is not None:
+                continue  # after our goodbye, what the peer sends is not handled
             text = message.get("text")
+            now = trio.current_time()
+            verdict = budget.take(now)  # every frame, binary ones too
+            if verdict != FrameBudget.ADMIT:
+                self._over_budget(verdict, text)
+                continue
+            if self._user_bucket is not None:
+                wait = self._user_bucket.take(now)
+                if wait > 0:
+                    self._refuse(text, wait)
+                    continue
             if text is None:
                 self.send(
                     error_frame("unsupported_frame", "binary frames are not supported; send JSON")
                 )
                 continue
-            if self._close_code is not None:
-                continue  # we said goodbye: what the peer sends now is not handled
-            now = trio.current_time()
-            wait = self._bucket.take(now)
-            if not wait and self._user_bucket is not None:
-                wait = self._user_bucket.take(now)
-            if wait > 0:
-                error = RateLimited("too many requests; slow down", int(wait * 1000) + 1)
-                self._router.refuse(self, text, error)
-                continue
             await handle(self, text)
+
+    def _refuse(self, text: str | None, wait: float) -> None:
+        """``rate_limited`` for a frame not handled, with its request's id where it has one."""
+        error = RateLimited("too many requests; slow down", int(wait * 1000) + 1)
+        if text is None:
+            self.send(error_frame_for(error, None, None))
+        else:
+            self._router.refuse(self, text, error)
+
+    def _over_budget(self, verdict: int, text: str | None) -> None:
+        if verdict == FrameBudget.REFUSE:
+            self._refuse(text, self._budget.retry_after)
+        elif verdict == FrameBudget.CLOSE:
+            log.warning(
+                "connection %s of user %s kept sending past its rate; closing it",
+                self.id,
+                self.user.name,
+            )
+            self.close(1008)
 
     def _start_writer(self) -> None:
         """A frame arrived and no writer is waiting for it."""
@@ -292,5 +333,4 @@ class Connection:
             self._writing = False
         if self._close_code is not None and not outbox.stuck:
             await send({"type": "websocket.close", "code": self._close_code})
-            if self._nursery is not None:
-                self._nursery.cancel_scope.deadline = trio.current_time() + _CLOSE_WAIT_SECONDS
+            self.closing()

@@ -1,8 +1,8 @@
-"""A token bucket: ``rate`` requests a second on average, bursts up to ``burst``."""
+"""Request budgets: a token bucket, and the per-frame budget of a connection built on it."""
 
 from __future__ import annotations
 
-__all__ = ["TokenBucket"]
+__all__ = ["FrameBudget", "TokenBucket"]
 
 
 class TokenBucket:
@@ -23,3 +23,43 @@ class TokenBucket:
             self._tokens -= 1
             return 0.0
         return (1 - self._tokens) / self._rate
+
+
+class FrameBudget:
+    """Every frame a connection receives, text or binary, against its request rate.
+
+    Within the budget a frame is ``ADMIT``. The first frame past it is
+    ``REFUSE`` (answered with ``rate_limited``); the ones that follow are
+    ``DROP``: not answered, not even parsed, so a flood of frames costs the
+    server no more than reading them. A client that keeps sending past its
+    budget for ``grace`` seconds gets ``CLOSE`` (1008, policy violation).
+    Going ``grace`` seconds without a dropped frame ends the episode: the
+    next frame past the budget is answered again.
+    """
+
+    ADMIT = 0
+    REFUSE = 1
+    DROP = 2
+    CLOSE = 3
+
+    __slots__ = ("_bucket", "_grace", "_last_drop", "_since", "retry_after")
+
+    def __init__(self, rate: float, burst: float, grace: float) -> None:
+        self._bucket = TokenBucket(rate, burst)
+        self._grace = grace
+        self._since: float | None = None  # when the client first went past its budget
+        self._last_drop = 0.0
+        self.retry_after = 0.0
+        """Seconds until the next frame fits, as of the last ``REFUSE``."""
+
+    def take(self, now: float) -> int:
+        wait = self._bucket.take(now)
+        if wait == 0:
+            return self.ADMIT
+        since = self._since
+        if since is None or now - self._last_drop > self._grace:
+            self._since = self._last_drop = now
+            self.retry_after = wait
+            return self.REFUSE
+        self._last_drop = now
+        return self.CLOSE if now - since > self._grace else self.DROP

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+
 import pytest
 import trio
 from support import open_conversation
@@ -159,18 +161,52 @@ async def test_oversized_frame_closes_with_1009_and_others_keep_working(server):
                 await trio.sleep(0.01)
 
 
-async def test_too_many_requests_are_rate_limited(tmp_path):
+async def _flood_until_closed(client, frame: str | bytes) -> tuple[list[dict], int]:
+    """Send ``frame`` over and over until the server closes; what came back, and the code."""
+    from trio_websocket import ConnectionClosed
+
+    received: list[dict] = []
+
+    async def flood() -> None:
+        with contextlib.suppress(ConnectionClosed):
+            while True:
+                await client.send_raw(frame)
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(flood)
+        try:
+            while True:
+                received.append(await client.receive())
+        except ConnectionClosed as closed:
+            code = closed.reason.code
+        nursery.cancel_scope.cancel()
+    return received, code
+
+
+@pytest.mark.parametrize(
+    ("frame", "answer"),
+    [('{"action": "ping", "request_id": "p"}', "pong"), (b"\x00\x01", "error")],
+    ids=["text", "binary"],
+)
+async def test_frames_past_the_rate_get_one_rate_limited_then_silence_then_1008(
+    tmp_path, frame, answer
+):
     from support import make_settings, run_server
 
-    settings = make_settings(tmp_path, {"RATE_LIMIT_PER_SECOND": "1", "RATE_LIMIT_BURST": "3"})
-    async with run_server(settings) as running, running.client() as client:
-        with trio.fail_after(5):
-            for _ in range(5):
-                await client.request("ping")
-            actions = [(await client.receive()) for _ in range(5)]
-            assert [f["action"] for f in actions] == ["pong"] * 3 + ["error"] * 2
-            assert actions[3]["payload"]["code"] == "rate_limited"
-            assert actions[3]["payload"]["retry_after_ms"] > 0
+    # No refill within the test: exactly the burst is answered.
+    env = {"RATE_LIMIT_PER_SECOND": "0.01", "RATE_LIMIT_BURST": "3", "RATE_LIMIT_GRACE": "0.2"}
+    async with run_server(make_settings(tmp_path, env)) as running, running.client() as client:
+        with trio.fail_after(20):
+            received, code = await _flood_until_closed(client, frame)
+        assert [f["action"] for f in received] == [answer] * 3 + ["error"], received
+        if answer == "error":
+            assert {f["payload"]["code"] for f in received[:3]} == {"unsupported_frame"}
+        limited = received[3]["payload"]
+        assert limited["code"] == "rate_limited"
+        assert limited["retry_after_ms"] > 0
+        assert code == 1008
+        async with running.client() as other:  # the server and other connections are fine
+            assert (await other.call("ping"))["action"] == "pong"
 
 
 async def test_limits_come_from_the_configuration(tmp_path):
