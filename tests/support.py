@@ -114,13 +114,19 @@ class RawPeer:
         self.ws = WSConnection(ConnectionType.CLIENT)
 
     @classmethod
-    async def connect(cls, url: str, token: str) -> RawPeer:
-
+    async def connect(cls, url: str, token: str, receive_buffer: int | None = None) -> RawPeer:
+        """Handshake on a new socket; ``receive_buffer`` (bytes) set before it connects."""
         from wsproto.events import AcceptConnection, Request
 
         parts = urlsplit(url)
         assert parts.hostname is not None and parts.port is not None
-        stream = await trio.open_tcp_stream(parts.hostname, parts.port)
+        if receive_buffer is None:
+            stream = await trio.open_tcp_stream(parts.hostname, parts.port)
+        else:
+            sock = trio.socket.socket()
+            sock.setsockopt(trio.socket.SOL_SOCKET, trio.socket.SO_RCVBUF, receive_buffer)
+            await sock.connect((parts.hostname, parts.port))
+            stream = trio.SocketStream(sock)
         peer = cls(stream)
         await stream.send_all(peer.ws.send(Request(host=parts.netloc, target=f"/ws?token={token}")))
         while True:

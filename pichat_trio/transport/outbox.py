@@ -1,10 +1,16 @@
 """A connection's outbox: bounded, merging, drained by the writer alone.
 
 Memory bound: at most ``max_frames`` queued frames (``OUTBOX_FRAMES``,
-default 256). Token frames of one message merge into the frame already
-waiting at the tail, so a stream adds at most one queued frame however far
-behind its client is; the other frames are control events (a few per
-answer). A client is stuck when the outbox is full, or when one send has
+default 256). Token frames of one message merge into the one frame of that
+message still waiting, wherever it sits in the queue, so a stream adds at
+most one queued frame however far behind its client is, and however many
+other streams interleave with it; the other frames are control events (a
+few per answer). The text a merged frame holds is bounded by its answer
+(``AI_MAX_TOKENS``, or the model's own limit). Merged tokens keep their
+order within their message, which is all the protocol orders (a
+message's tokens concatenate to its content): a token may go out ahead of
+a frame of another message queued after its own. A client is stuck when
+the outbox is full, or when one send has
 been blocked for ``stall_seconds`` while more frames arrive: the outbox
 then calls ``on_stuck`` (which closes the connection) and drops what it
 holds, rather than buffering further.
@@ -35,6 +41,23 @@ MERGE_SECONDS = 0.002
 """Token frames of one message closer together than this merge (see above)."""
 
 
+class _Pending:
+    """A message's token frame waiting in the queue, and the tokens merged into it since."""
+
+    __slots__ = ("message_id", "prefix", "tokens")
+
+    def __init__(self, frame: TokenFrame) -> None:
+        self.prefix = frame.prefix
+        self.message_id = frame.message_id
+        self.tokens = [frame.token]
+
+    @property
+    def text(self) -> str:
+        tokens = self.tokens
+        token = tokens[0] if len(tokens) == 1 else "".join(tokens)
+        return TokenFrame(self.prefix, self.message_id, token).text
+
+
 class _Ping:
     """The outbox item that makes the writer send a WebSocket ping."""
 
@@ -62,6 +85,7 @@ class Outbox:
         "_on_frame",
         "_on_stuck",
         "_pacer",
+        "_pending",
         "_waiter",
         "connection_id",
         "dropped",
@@ -97,7 +121,8 @@ class Outbox:
         self._last_message: str | None = None  # of the last token frame taken
         self._on_stuck = on_stuck
         self._on_frame = on_frame  # a frame arrived and no writer waits: start one
-        self._frames: deque[Texts | bytes | TokenFrame | _Ping] | None = None
+        self._frames: deque[Texts | bytes | _Pending | _Ping] | None = None
+        self._pending: dict[str, _Pending] | None = None  # by message id: its queued frame
         self._waiter: trio.lowlevel.Task | None = None
         self._closed = False
         self.write_now: Callable[[Texts], bytes | None] | None = None
@@ -118,10 +143,7 @@ class Outbox:
         if frames is None:
             frames = self._frames = deque()
         if isinstance(frame, TokenFrame):
-            tail = frames[-1] if frames else None
-            if isinstance(tail, TokenFrame) and tail.message_id == frame.message_id:
-                frames[-1] = tail.merged(frame)
-                self.merged += 1
+            if self._pending and self._merge(frame):
                 return
             item: Texts | TokenFrame | _Ping = frame
         elif isinstance(frame, str | tuple):
@@ -161,7 +183,14 @@ class Outbox:
                 frames.append(rest)  # the rest of the frame just begun: it goes first
                 self._wake()
                 return
-        frames.append(item)
+        if type(item) is TokenFrame:
+            queued = _Pending(item)
+            if self._pending is None:
+                self._pending = {}
+            self._pending[item.message_id] = queued
+            frames.append(queued)
+        else:
+            frames.append(item)  # type: ignore[arg-type]  # Texts or PING
         pacer = self._pacer
         if (
             pacer is not None
@@ -173,6 +202,16 @@ class Outbox:
             pacer.hold(self)  # merge what follows until the next tick
             return
         self._wake()
+
+    def _merge(self, frame: TokenFrame) -> bool:
+        """Fold ``frame`` into its message's frame waiting in the queue, if there is one."""
+        assert self._pending is not None
+        waiting = self._pending.get(frame.message_id)
+        if waiting is None:
+            return False
+        waiting.tokens.append(frame.token)
+        self.merged += 1
+        return True
 
     def _wake(self) -> None:
         if self._waiter is not None:
@@ -193,6 +232,8 @@ class Outbox:
         if self._frames:
             self.dropped = len(self._frames)
             self._frames.clear()
+        if self._pending:
+            self._pending.clear()
         self._wake()
         self._on_stuck()
 
@@ -215,6 +256,9 @@ class Outbox:
             return item
         self.streaming = True
         self._last_message = item.message_id
+        pending = self._pending
+        assert pending is not None
+        del pending[item.message_id]
         return item.text
 
     async def wait(self) -> None:
