@@ -38,6 +38,7 @@ from .services.speech import SpeechService
 from .settings import Settings
 from .transport.auth import Authenticator
 from .transport.connection import Connection, ConnectionLimits
+from .transport.handshakes import FailedHandshakes
 from .transport.pacer import FramePacer
 from .transport.user_limits import UserLimits
 from .voices import ACCENTS
@@ -76,6 +77,9 @@ class App:
         self.preconnect: Preconnect | None = None
         """Told the number of clients as they connect, when ``AI_PRECONNECT`` is on."""
         self.draining = False
+        self.failed_handshakes = FailedHandshakes(
+            settings.auth_failures_burst, settings.auth_failures_per_minute
+        )
         self.pacer = FramePacer(settings.frame_seconds) if settings.frame_seconds > 0 else None
         self._limits = ConnectionLimits(
             max_tasks=settings.max_generations_per_connection,

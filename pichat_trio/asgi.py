@@ -12,12 +12,14 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import TYPE_CHECKING, Any
 
+import trio
 from wsproto.events import Ping
 
 from .app import App
 from .log_context import bind_connection
 from .transport.auth import origin_allowed, token_from
 from .transport.forwarded import TrustedProxies
+from .transport.handshakes import client_address
 from .transport.metrics_endpoint import metrics_response
 from .web import respond as respond_web
 
@@ -121,8 +123,13 @@ class AsgiApp:
         if not origin_allowed(self.app.settings.allowed_origins, headers):
             await self._refuse(send, 403, "origin not allowed")
             return
+        address, now = client_address(scope), trio.current_time()
+        if self.app.failed_handshakes.refused(address, now):
+            await self._refuse(send, 429, "too many failed handshakes; try again later")
+            return
         user = await self.app.auth.user_for(token_from(scope["query_string"], headers))
         if user is None:
+            self.app.failed_handshakes.failed(address, now)
             await self._refuse(send, 401, "missing or wrong token")
             return
         connection = self.app.connection(user)

@@ -63,8 +63,11 @@ async def run_server(settings: Settings) -> AsyncIterator[RunningServer]:
         nursery.cancel_scope.cancel()
 
 
-async def handshake_status(url: str, headers: list[tuple[str, str]] | None = None) -> int:
-    """The HTTP status a WebSocket handshake to ``url`` gets, over a raw socket."""
+async def handshake_status(
+    url: str, headers: list[tuple[str, str]] | None = None, source: str | None = None
+) -> int:
+    """The HTTP status a WebSocket handshake to ``url`` gets, over a raw socket
+    (from the loopback address ``source``, if given)."""
     parts = urlsplit(url)
     target = parts.path + (f"?{parts.query}" if parts.query else "")
     lines = [
@@ -77,7 +80,7 @@ async def handshake_status(url: str, headers: list[tuple[str, str]] | None = Non
         *(f"{name}: {value}" for name, value in headers or []),
     ]
     with trio.fail_after(5):
-        stream = await trio.open_tcp_stream(parts.hostname, parts.port)
+        stream = await trio.open_tcp_stream(parts.hostname, parts.port, local_address=source)
         async with stream:
             await stream.send_all(("\r\n".join(lines) + "\r\n\r\n").encode())
             head = b""

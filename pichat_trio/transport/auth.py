@@ -3,14 +3,21 @@
 The token comes from ``?token=`` (the seed) or ``Authorization: Bearer``.
 The default user's token is compared in constant time in memory; other
 users' tokens are looked up by their SHA-256 (a random token's hash leaks
-nothing an attacker can steer).
+nothing an attacker can steer). A token the lookup did not find is
+remembered for ``miss_seconds`` (at most ``max_misses`` of them), so a
+client retrying a wrong token costs no database lookup each time; a
+token that is found is never cached, so a revocation takes effect at once.
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
 from urllib.parse import parse_qs
+
+import trio
 
 from ..models import User
 
@@ -43,14 +50,33 @@ class Authenticator:
         default_token: str,
         default_user: User,
         lookup: Callable[[str], Awaitable[User | None]],
+        miss_seconds: float = 5.0,
+        max_misses: int = 10_000,
     ) -> None:
         self._default_token = default_token.encode()
         self._default_user = default_user
         self._lookup = lookup
+        self._miss_seconds = miss_seconds
+        self._max_misses = max_misses
+        self._misses: OrderedDict[bytes, float] = OrderedDict()  # token digest -> expiry
 
     async def user_for(self, token: str | None) -> User | None:
         if not token:
             return None
-        if hmac.compare_digest(token.encode(), self._default_token):
+        encoded = token.encode()
+        if hmac.compare_digest(encoded, self._default_token):
             return self._default_user
-        return await self._lookup(token)
+        digest = hashlib.sha256(encoded).digest()
+        now = trio.current_time()
+        misses = self._misses
+        expiry = misses.get(digest)
+        if expiry is not None:
+            if expiry > now:
+                return None
+            del misses[digest]
+        user = await self._lookup(token)
+        if user is None:
+            misses[digest] = now + self._miss_seconds
+            if len(misses) > self._max_misses:
+                misses.popitem(last=False)  # the oldest entry: they expire in order
+        return user

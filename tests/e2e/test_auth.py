@@ -78,3 +78,37 @@ async def test_token_never_reaches_the_log(tmp_path, caplog, use_header):
     assert "/ws" in text  # the access log did record the handshakes
     assert running.token not in text
     assert "bad-token-1234567890" not in text
+
+
+async def test_failed_handshakes_are_throttled_per_client_address(tmp_path):
+    # Almost no refill within the test: the burst is all an address gets.
+    env = {"AUTH_FAILURES_BURST": "3", "AUTH_FAILURES_PER_MINUTE": "0.01"}
+    async with run_server(make_settings(tmp_path, env)) as server:
+        wrong = server.url + "/ws?token=wrong-token-0123456789"
+        right = server.url + f"/ws?token={server.token}"
+        assert [await _status(wrong, source="127.0.0.1") for _ in range(3)] == [401] * 3
+        # Past its budget the address is refused unheard, even with the right token ...
+        assert await _status(wrong, source="127.0.0.1") == 429
+        assert await _status(right, source="127.0.0.1") == 429
+        # ... and another address is not.
+        assert await _status(right, source="127.0.0.2") == 101
+        assert await _status(wrong, source="127.0.0.2") == 401
+
+
+async def test_a_wrong_token_is_looked_up_once_while_it_is_remembered(tmp_path):
+    async with run_server(make_settings(tmp_path)) as server:
+        lookups: list[str] = []
+        auth = server.app.auth
+        lookup = auth._lookup
+
+        async def counted(token: str):
+            lookups.append(token)
+            return await lookup(token)
+
+        auth._lookup = counted
+        wrong = server.url + "/ws?token=wrong-token-0123456789"
+        assert [await _status(wrong) for _ in range(5)] == [401] * 5
+        assert lookups == ["wrong-token-0123456789"]
+        other = server.url + "/ws?token=another-wrong-token-42"
+        assert await _status(other) == 401
+        assert len(lookups) == 2
