@@ -13,7 +13,7 @@ Layers, each importing only from the layers below it (a test keeps this true):
     services    services/                        conversations, chat, settings, speech;
                                                  no WebSockets, no JSON envelopes
     ports       ports.py, models.py, errors.py,  the contracts services need
-                events.py
+                events.py, text.py
     adapters    adapters/                        sql, ai, speech, hub: implement the
                                                  ports, know nothing of the protocol
 

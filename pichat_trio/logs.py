@@ -6,6 +6,10 @@ the literal values of secret settings are replaced before formatting.
 Lines are readable text in development and one JSON object each in
 production (``LOG_FORMAT``, ``log_format.py``), with the ids of what they
 are about (``log_context.py``).
+Control and bidirectional characters that came in with client text (an
+action name, a header, an upstream's error) are escaped as ``\x1b`` or
+``\u202e``: a client cannot repaint the terminal, reorder a line or forge
+a new one. Tracebacks keep their line breaks.
 """
 
 from __future__ import annotations
@@ -17,6 +21,7 @@ from collections.abc import Iterable
 
 from .log_context import ContextFilter
 from .log_format import TEXT_FORMAT, JsonLineFormatter
+from .text import HIDING
 
 __all__ = ["RedactingFilter", "configure_logging"]
 
@@ -25,6 +30,12 @@ _PATTERNS = (
     re.compile(r"(?i)(bearer\s+)[^\s\"']+"),
     re.compile(r"(?i)(api-key[\"']?\s*[:=]\s*[\"']?)[^\s\"',]+"),
 )
+_HIDING = re.compile(f"[{HIDING}\n\t\u2028\u2029]")
+_HIDING_IN_TRACEBACK = re.compile(f"[{HIDING}\u2028\u2029]")
+
+
+def _escaped(match: re.Match[str]) -> str:
+    return match.group().encode("unicode_escape").decode("ascii")
 
 
 class RedactingFilter(logging.Filter):
@@ -41,11 +52,11 @@ class RedactingFilter(logging.Filter):
 
     def filter(self, record: logging.LogRecord) -> bool:
         message = record.getMessage()
-        cleaned = self.redact(message)
+        cleaned = _HIDING.sub(_escaped, self.redact(message))
         if record.exc_info and not record.exc_text:
             record.exc_text = logging.Formatter().formatException(record.exc_info)
         if record.exc_text:
-            record.exc_text = self.redact(record.exc_text)
+            record.exc_text = _HIDING_IN_TRACEBACK.sub(_escaped, self.redact(record.exc_text))
         if cleaned != message:
             record.msg, record.args = cleaned, None
         return True

@@ -26,6 +26,7 @@ __all__ = [
     "check_tls",
     "listen_port",
     "load_settings",
+    "normal_origin",
 ]
 
 
@@ -257,6 +258,20 @@ class Settings:
         return tuple(self.models)
 
 
+_DEFAULT_PORTS = {"http": "80", "https": "443", "ws": "80", "wss": "443"}
+
+
+def normal_origin(origin: str) -> str:
+    """An origin as compared: lower case, no trailing slash, no default port
+    (``HTTPS://Pi.local:443/`` is ``https://pi.local``), as RFC 6454 compares them."""
+    origin = origin.strip().rstrip("/").lower()
+    scheme, sep, rest = origin.partition("://")
+    host, colon, port = rest.rpartition(":")
+    if sep and colon and "]" not in port and _DEFAULT_PORTS.get(scheme) == port:
+        return f"{scheme}://{host}"
+    return origin
+
+
 def _env_file_values(path: Path) -> dict[str, str]:
     if not path.is_file():
         return {}
@@ -429,6 +444,10 @@ def load_settings(
         token, generated = secrets.token_urlsafe(24), True
     elif len(token) < 16:
         raise SettingsError("API_TOKEN: use at least 16 characters")
+    elif not token.isascii() or not token.isprintable() or " " in token:
+        # An Authorization header carries ASCII only: such a token would work in
+        # ?token= and never in the header.
+        raise SettingsError("API_TOKEN: use printable ASCII characters only, no spaces")
 
     provider = get("AI_PROVIDER").lower()
     if not provider:
@@ -503,7 +522,7 @@ def load_settings(
             "AUTH_FAILURES_PER_MINUTE", get("AUTH_FAILURES_PER_MINUTE"), 0.01, 1_000_000
         ),
         "allowed_origins": frozenset(
-            o.strip().rstrip("/") for o in get("ALLOWED_ORIGINS").split(",") if o.strip()
+            normal_origin(o) for o in get("ALLOWED_ORIGINS").split(",") if o.strip()
         ),
         "heartbeat_interval": interval,
         "heartbeat_timeout": timeout,

@@ -189,3 +189,12 @@ def test_users_add_5000_names_in_one_call(
     listed = _pichat(tmp_path, "users", "list", env=env)
     assert listed.returncode == 0, listed.stderr
     assert listed.stdout.splitlines() == names
+
+
+@pytest.mark.parametrize("token", ["pässwörd-0123456789abc", "token with spaces 0123456"])
+def test_a_token_an_authorization_header_cannot_carry_is_refused_at_start(tmp_path, token):
+    result = _pichat(tmp_path, "serve", env={"API_TOKEN": token})
+    assert result.returncode == 2
+    assert result.stderr.strip().splitlines() == [
+        "pichat: configuration error: API_TOKEN: use printable ASCII characters only, no spaces"
+    ]

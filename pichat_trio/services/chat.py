@@ -40,6 +40,7 @@ from ..models import (
     Turn,
 )
 from ..ports import ChatModel, ChatRequest, ChatTurn
+from ..text import clean_title
 from .conversations import DEFAULT_TITLE
 from .db import Database
 from .fanout import Fanout, Origin
@@ -65,7 +66,7 @@ _TITLE_CHARS = 60
 
 def title_from(content: str, limit: int = _TITLE_CHARS) -> str:
     """A conversation title from the first message, cut at a word boundary."""
-    text = " ".join(content.split())
+    text = clean_title(content)
     if len(text) <= limit:
         return text or DEFAULT_TITLE
     cut = text[: limit + 1].rsplit(" ", 1)[0]

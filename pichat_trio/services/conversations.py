@@ -6,6 +6,7 @@ from datetime import datetime
 
 from ..errors import NotFound
 from ..models import Conversation, Message, User
+from ..text import clean_title
 from .db import Database
 from .fanout import Fanout, Origin
 
@@ -25,7 +26,7 @@ class ConversationService:
         return await self._db.run(self._repo.list_conversations, user.id, limit, before)
 
     async def create(self, origin: Origin, title: str | None) -> Conversation:
-        title = (title or "").strip() or DEFAULT_TITLE
+        title = clean_title(title or "") or DEFAULT_TITLE
         conversation = await self._db.run(self._repo.create_conversation, origin.user.id, title)
         await self._fanout.to_all(origin, "conversation_created", conversation)
         return conversation
@@ -37,7 +38,7 @@ class ConversationService:
         return conversation
 
     async def rename(self, origin: Origin, conversation_id: str, title: str) -> Conversation:
-        title = title.strip() or DEFAULT_TITLE
+        title = clean_title(title) or DEFAULT_TITLE
         conversation = await self._db.run(
             self._repo.rename_conversation, origin.user.id, conversation_id, title
         )

@@ -22,7 +22,7 @@ from ..wav import decode_audio_base64, parse_wav
 
 __all__ = ["SpeechService", "language_for_accent"]
 
-_LANGUAGE_TAG = re.compile(r"^[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}$")
+_LANGUAGE_TAG = re.compile(r"[A-Za-z]{2,3}(-[A-Za-z0-9]{2,8}){0,2}")  # the whole string
 
 
 class SpeechService:
@@ -123,7 +123,7 @@ class SpeechService:
 
     async def speech_to_text(self, audio_base64: str, language: str) -> str:
         """The text spoken in a base64 WAV; ``""`` when nothing was recognised."""
-        if not _LANGUAGE_TAG.match(language):
+        if not _LANGUAGE_TAG.fullmatch(language):
             raise InvalidInput("payload.language", "expected a language tag such as en-US or pl-PL")
         pcm = self._parse(decode_audio_base64(audio_base64, self._max_audio_bytes))
         with self._metrics.speech_call("speech_to_text"):

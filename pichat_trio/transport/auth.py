@@ -20,6 +20,7 @@ from urllib.parse import parse_qs
 import trio
 
 from ..models import User
+from ..settings import normal_origin
 
 __all__ = ["Authenticator", "origin_allowed", "token_from"]
 
@@ -35,13 +36,18 @@ def token_from(query_string: bytes, headers: Iterable[tuple[bytes, bytes]]) -> s
 
 
 def origin_allowed(allowed: frozenset[str], headers: Iterable[tuple[bytes, bytes]]) -> bool:
-    """No list means any origin; a request without an Origin header is not a browser's."""
-    if not allowed:
+    """No list means any origin; a request without an Origin header is not a browser's.
+
+    ``allowed`` holds ``normal_origin`` forms. A request with more than one
+    Origin header is refused whatever they say: a browser sends one, and
+    which of several a proxy or framework would pick is anyone's guess.
+    """
+    origins = [value for name, value in headers if name.lower() == b"origin"]
+    if len(origins) > 1:
+        return False
+    if not allowed or not origins:
         return True
-    for name, value in headers:
-        if name.lower() == b"origin":
-            return value.decode("latin-1").rstrip("/") in allowed
-    return True
+    return normal_origin(origins[0].decode("latin-1")) in allowed
 
 
 class Authenticator:

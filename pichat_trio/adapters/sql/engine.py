@@ -64,13 +64,15 @@ def create_engine(
 
 
 def _engine(parsed: sa.URL, backend: str, pool_size: int, connect_timeout: float) -> sa.Engine:
+    # Errors must not carry bound parameters (message content) into log lines.
+    hide: dict[str, Any] = {"hide_parameters": True}
     if backend == "sqlite":
         database = parsed.database or ""
         connect_args = {"check_same_thread": False, "timeout": 10}
         if database in ("", ":memory:"):
             # One in-memory database shared by every thread: one connection.
             engine = sa.create_engine(
-                parsed, poolclass=sa.pool.StaticPool, connect_args=connect_args
+                parsed, poolclass=sa.pool.StaticPool, connect_args=connect_args, **hide
             )
         else:
             folder = Path(database).expanduser().parent
@@ -82,7 +84,7 @@ def _engine(parsed: sa.URL, backend: str, pool_size: int, connect_timeout: float
                     f"file: {error.strerror}"
                 ) from None
             engine = sa.create_engine(
-                parsed, pool_size=pool_size, max_overflow=0, connect_args=connect_args
+                parsed, pool_size=pool_size, max_overflow=0, connect_args=connect_args, **hide
             )
         sa.event.listen(engine, "connect", _sqlite_pragmas)
         return engine
@@ -90,6 +92,7 @@ def _engine(parsed: sa.URL, backend: str, pool_size: int, connect_timeout: float
         "pool_size": pool_size,
         "max_overflow": 0,
         "pool_pre_ping": True,
+        **hide,
         "pool_timeout": connect_timeout,
     }
     if backend == "postgresql":
