@@ -115,6 +115,7 @@ class RawPeer:
 
         self.stream = stream
         self.ws = WSConnection(ConnectionType.CLIENT)
+        self._parts: list[str] = []  # of a text message still arriving
 
     @classmethod
     async def connect(cls, url: str, token: str, receive_buffer: int | None = None) -> RawPeer:
@@ -137,10 +138,24 @@ class RawPeer:
             if any(isinstance(event, AcceptConnection) for event in events):
                 return peer
 
-    async def events(self) -> list[object]:
-        data = await self.stream.receive_some(65536)
+    async def events(self, max_bytes: int = 65536) -> list[object]:
+        data = await self.stream.receive_some(max_bytes)
         self.ws.receive_data(data or None)
         return list(self.ws.events())
+
+    async def frames(self, max_bytes: int = 65536) -> list[dict[str, Any]]:
+        """One read (``max_bytes`` at most): the JSON frames it completed, decoded."""
+        import msgspec
+        from wsproto.events import TextMessage
+
+        frames = []
+        for event in await self.events(max_bytes):
+            if isinstance(event, TextMessage):
+                self._parts.append(event.data)
+                if event.message_finished:
+                    frames.append(msgspec.json.decode("".join(self._parts)))
+                    self._parts.clear()
+        return frames
 
     async def send_text(self, text: str) -> None:
         from wsproto.events import TextMessage

@@ -8,10 +8,9 @@ off as stuck.
 
 from __future__ import annotations
 
-import msgspec
 import trio
 from support import RawPeer, open_conversation, run_with_fake_azure
-from wsproto.events import TextMessage
+from wsproto.connection import ConnectionState
 
 from pichat_trio.fakes.azure_openai import Behaviour, FakeAzureOpenAI
 
@@ -35,19 +34,9 @@ async def test_a_slow_reader_with_four_interleaved_streams_gets_all_four(tmp_pat
             texts: dict[str, list[str]] = {c: [] for c in conversations}
             finals: dict[str, dict] = {}
             stored: dict[str, dict] = {}
-            parts: list[str] = []
             while len(stored) < STREAMS:
-                data = await peer.stream.receive_some(8192)  # a slow reader: 8 KB a turn
-                assert data, "the server closed the slow reader's connection"
-                peer.ws.receive_data(data)
-                for event in peer.ws.events():
-                    if not isinstance(event, TextMessage):
-                        continue
-                    parts.append(event.data)
-                    if not event.message_finished:
-                        continue
-                    frame = msgspec.json.decode("".join(parts))
-                    parts.clear()
+                assert peer.ws.state is ConnectionState.OPEN, "the slow reader was closed"
+                for frame in await peer.frames(8192):  # a slow reader: 8 KB a turn
                     action, payload = frame["action"], frame["payload"]
                     if action == "message_stream":
                         texts[payload["conversation_id"]].append(payload["token"])
