@@ -93,6 +93,7 @@ class Connection:
         "_accepting",
         "_budget",
         "_close_code",
+        "_close_deadline",
         "_hub",
         "_limits",
         "_nursery",
@@ -142,6 +143,7 @@ class Connection:
         self._writing = False
         self._tasks = 0
         self._close_code: int | None = None
+        self._close_deadline = float("inf")  # set by ``closing``
 
     # ------------------------------------------------- Peer / Subscriber
 
@@ -220,6 +222,7 @@ class Connection:
         self.ping()
         async with self._hub.subscribe(self.user.id, self), trio.open_nursery() as nursery:
             self._nursery = nursery
+            nursery.cancel_scope.deadline = self._close_deadline  # a close before we ran
             try:
                 if len(self._outbox) or self._outbox.closed:
                     self._start_writer()
@@ -239,10 +242,10 @@ class Connection:
     def closing(self) -> None:
         """A close frame the server started went out (ours, or hypercorn's 1009):
         the peer has ``close_seconds`` to answer, then the connection is dropped."""
-        nursery = self._nursery
-        if nursery is not None:
-            deadline = trio.current_time() + self._limits.close_seconds
-            nursery.cancel_scope.deadline = min(nursery.cancel_scope.deadline, deadline)
+        deadline = trio.current_time() + self._limits.close_seconds
+        self._close_deadline = min(self._close_deadline, deadline)
+        if self._nursery is not None:
+            self._nursery.cancel_scope.deadline = self._close_deadline
 
     def _stuck(self) -> None:
         log.warning("connection %s of user %s stopped reading; closing it", self.id, self.user.name)
