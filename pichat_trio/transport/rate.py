@@ -33,8 +33,11 @@ class FrameBudget:
     ``DROP``: not answered, not even parsed, so a flood of frames costs the
     server no more than reading them. A client that keeps sending past its
     budget for ``grace`` seconds gets ``CLOSE`` (1008, policy violation).
-    Going ``grace`` seconds without a dropped frame ends the episode: the
-    next frame past the budget is answered again.
+    A frame within the budget that comes at least one token's time
+    (``1 / rate``) after the last dropped one ends the episode: the client
+    slowed down (as ``retry_after_ms`` told it), and the next frame past the
+    budget is answered again. A flood never pauses that long, so it cannot
+    reset its episode with the frames the refill lets through.
     """
 
     ADMIT = 0
@@ -42,11 +45,12 @@ class FrameBudget:
     DROP = 2
     CLOSE = 3
 
-    __slots__ = ("_bucket", "_grace", "_last_drop", "_since", "retry_after")
+    __slots__ = ("_bucket", "_grace", "_interval", "_last_drop", "_since", "retry_after")
 
     def __init__(self, rate: float, burst: float, grace: float) -> None:
         self._bucket = TokenBucket(rate, burst)
         self._grace = grace
+        self._interval = 1 / rate
         self._since: float | None = None  # when the client first went past its budget
         self._last_drop = 0.0
         self.retry_after = 0.0
@@ -54,10 +58,12 @@ class FrameBudget:
 
     def take(self, now: float) -> int:
         wait = self._bucket.take(now)
-        if wait == 0:
-            return self.ADMIT
         since = self._since
-        if since is None or now - self._last_drop > self._grace:
+        if wait == 0:
+            if since is not None and now - self._last_drop >= self._interval:
+                self._since = None  # it slowed down
+            return self.ADMIT
+        if since is None:
             self._since = self._last_drop = now
             self.retry_after = wait
             return self.REFUSE
