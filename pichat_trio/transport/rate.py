@@ -28,16 +28,14 @@ class TokenBucket:
 class FrameBudget:
     """Every frame a connection receives, text or binary, against its request rate.
 
-    Within the budget a frame is ``ADMIT``. The first frame past it is
-    ``REFUSE`` (answered with ``rate_limited``); the ones that follow are
-    ``DROP``: not answered, not even parsed, so a flood of frames costs the
-    server no more than reading them. A client that keeps sending past its
-    budget for ``grace`` seconds gets ``CLOSE`` (1008, policy violation).
-    A frame within the budget that comes at least one token's time
-    (``1 / rate``) after the last dropped one ends the episode: the client
-    slowed down (as ``retry_after_ms`` told it), and the next frame past the
-    budget is answered again. A flood never pauses that long, so it cannot
-    reset its episode with the frames the refill lets through.
+    Within the budget a frame is ``ADMIT``. A frame past it is ``REFUSE``
+    (answered with ``rate_limited`` and its ``retry_after_ms``); the frames
+    that come before that time has passed are ``DROP``: not answered, not
+    even parsed, so a flood costs the server little more than reading it.
+    After the wait, frames are taken as before: a client that waits as told
+    is never left without an answer. A client that keeps sending inside
+    its waits, wait after wait, for ``grace`` seconds gets ``CLOSE`` (1008,
+    policy violation); one wait it keeps ends that run.
     """
 
     ADMIT = 0
@@ -45,27 +43,29 @@ class FrameBudget:
     DROP = 2
     CLOSE = 3
 
-    __slots__ = ("_bucket", "_grace", "_interval", "_last_drop", "_since", "retry_after")
+    __slots__ = ("_bucket", "_dropped", "_grace", "_since", "_until", "retry_after")
 
     def __init__(self, rate: float, burst: float, grace: float) -> None:
         self._bucket = TokenBucket(rate, burst)
         self._grace = grace
-        self._interval = 1 / rate
-        self._since: float | None = None  # when the client first went past its budget
-        self._last_drop = 0.0
+        self._until = -float("inf")  # the client was told to wait until then
+        self._dropped = False  # a frame came during the current wait
+        self._since: float | None = None  # the first frame of a run of waits not kept
         self.retry_after = 0.0
         """Seconds until the next frame fits, as of the last ``REFUSE``."""
 
     def take(self, now: float) -> int:
+        if now < self._until:
+            self._dropped = True
+            if self._since is None:
+                self._since = now
+            return self.CLOSE if now - self._since > self._grace else self.DROP
+        if not self._dropped:
+            self._since = None  # the last wait was kept
         wait = self._bucket.take(now)
-        since = self._since
         if wait == 0:
-            if since is not None and now - self._last_drop >= self._interval:
-                self._since = None  # it slowed down
             return self.ADMIT
-        if since is None:
-            self._since = self._last_drop = now
-            self.retry_after = wait
-            return self.REFUSE
-        self._last_drop = now
-        return self.CLOSE if now - since > self._grace else self.DROP
+        self._dropped = False
+        self._until = now + wait
+        self.retry_after = wait
+        return self.REFUSE
