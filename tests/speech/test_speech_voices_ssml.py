@@ -24,12 +24,12 @@ SSML_NS = "{http://www.w3.org/2001/10/synthesis}"
 @pytest.mark.parametrize(
     ("accent", "gender", "voice", "locale", "espeak"),
     [
-        ("polish", "female", "pl-PL-ZofiaNeural", "pl-PL", "pl+f3"),
-        ("polish", "male", "pl-PL-MarekNeural", "pl-PL", "pl"),
-        ("american", "female", "en-US-JennyNeural", "en-US", "en-us+f3"),
-        ("american", "male", "en-US-GuyNeural", "en-US", "en-us"),
-        ("british", "female", "en-GB-SoniaNeural", "en-GB", "en-gb+f3"),
-        ("british", "male", "en-GB-RyanNeural", "en-GB", "en-gb"),
+        ("polish", "female", "pl-PL-ZofiaNeural", "pl-PL", "pl+f2"),
+        ("polish", "male", "pl-PL-MarekNeural", "pl-PL", "pl+klatt5"),
+        ("american", "female", "en-US-JennyNeural", "en-US", "en-us+f2"),
+        ("american", "male", "en-US-GuyNeural", "en-US", "en-us+klatt5"),
+        ("british", "female", "en-GB-SoniaNeural", "en-GB", "en-gb+f2"),
+        ("british", "male", "en-GB-RyanNeural", "en-GB", "en-gb+klatt5"),
     ],
 )
 def test_table(accent: str, gender: str, voice: str, locale: str, espeak: str) -> None:
