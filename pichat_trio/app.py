@@ -279,6 +279,7 @@ async def _open_speech(
             azure_key=settings.azure_speech_key or None,
             azure_region=settings.azure_speech_region or None,
             azure_endpoint=settings.azure_speech_endpoint or None,
+            queue_per_user=settings.speech_queue_per_user,
         )
     )
     service = SpeechService(

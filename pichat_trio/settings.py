@@ -115,6 +115,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("AZURE_SPEECH_REGION", "", "Azure Speech region, e.g. westeurope"),
     Variable("AZURE_SPEECH_ENDPOINT", "", "Azure Speech host override (containers, tests)"),
     Variable("SPEECH_TIMEOUT", "30", "seconds a speech call may take"),
+    Variable(
+        "SPEECH_QUEUE_PER_USER",
+        "4",
+        "offline speech_to_text calls of one user queued or decoding; past it rate_limited",
+    ),
     Variable("AUDIO_DIR", "./audio", "where recorded audio of voice messages is kept"),
     Variable("REDIS_URL", "", "Redis URL for fan-out across instances; empty: in-process"),
     Variable("ALLOWED_ORIGINS", "", "comma-separated Origins allowed to connect; empty: any"),
@@ -220,6 +225,7 @@ class Settings:
     azure_speech_region: str = ""
     azure_speech_endpoint: str = ""
     speech_timeout: float = 30.0
+    speech_queue_per_user: int = 4
     audio_dir: Path = Path("./audio")
     redis_url: str = ""
     allowed_origins: frozenset[str] = frozenset()
@@ -513,6 +519,9 @@ def load_settings(
         "azure_speech_region": get("AZURE_SPEECH_REGION"),
         "azure_speech_endpoint": get("AZURE_SPEECH_ENDPOINT"),
         "speech_timeout": _float("SPEECH_TIMEOUT", get("SPEECH_TIMEOUT"), 0.1, 600),
+        "speech_queue_per_user": _int(
+            "SPEECH_QUEUE_PER_USER", get("SPEECH_QUEUE_PER_USER"), 1, 1000
+        ),
         "audio_dir": Path(get("AUDIO_DIR") or "./audio"),
         "redis_url": get("REDIS_URL"),
         "auth_failures_burst": _float(

@@ -14,11 +14,11 @@ Adding an accent is adding a row; nothing else in the code lists accents.
 | spanish  | es-ES  | es-ES-ElviraNeural  | es-ES-AlvaroNeural  | es        |
 | italian  | it-IT  | it-IT-ElsaNeural    | it-IT-DiegoNeural   | it        |
 
-espeak-ng voices are male by default; a female voice adds the ``+f2``
+espeak-ng voices are male by default; a female voice adds the ``+f5``
 variant and a male one the ``+klatt5`` variant (Klatt's formant synthesiser).
 Both were picked for the offline recogniser, which hears its own speech:
 pocketsphinx's model heard 88% of the words of the male Klatt voice and 46%
-of ``+f2``, against 25% for the plain voice and 36% for ``+f3`` (the former
+of ``+f5``, against 25% for the plain voice and 36% for ``+f3`` (the former
 choices); ``bench/speech_accuracy.py`` measures it.
 
 ``speed`` (0.5-2.0, 1.0 normal) becomes an SSML prosody rate
@@ -49,7 +49,7 @@ __all__ = [
 MIN_SPEED = 0.5
 MAX_SPEED = 2.0
 _ESPEAK_NORMAL_WPM = 175
-_ESPEAK_FEMALE_VARIANT = "+f2"
+_ESPEAK_FEMALE_VARIANT = "+f5"
 _ESPEAK_MALE_VARIANT = "+klatt5"
 _GENDERS = ("female", "male")
 

@@ -304,7 +304,7 @@ class Router:
 
     async def _run_stt(self, call: _Call, speech: Any, audio_data: str, language: str) -> None:
         try:
-            text = await speech.speech_to_text(audio_data, language)
+            text = await speech.speech_to_text(audio_data, language, user=call.origin.user.id)
             call.reply(
                 "speech_to_text_result",
                 {"text": text, "language": language, "engine": speech.engine_name},

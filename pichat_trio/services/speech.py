@@ -121,15 +121,23 @@ class SpeechService:
     def _parse(self, data: bytes) -> PcmAudio:
         return parse_wav(data, max_seconds=self._max_audio_seconds, max_bytes=self._max_audio_bytes)
 
-    async def speech_to_text(self, audio_base64: str, language: str) -> str:
-        """The text spoken in a base64 WAV; ``""`` when nothing was recognised."""
+    @property
+    def engine(self) -> SpeechEngine:
+        return self._engine
+
+    async def speech_to_text(self, audio_base64: str, language: str, *, user: str = "") -> str:
+        """The text spoken in a base64 WAV; ``""`` when nothing was recognised.
+
+        ``user`` (an id) lets the engine share itself fairly between users.
+        The timeout covers the wait for the engine as well as the work.
+        """
         if not _LANGUAGE_TAG.fullmatch(language):
             raise InvalidInput("payload.language", "expected a language tag such as en-US or pl-PL")
         pcm = self._parse(decode_audio_base64(audio_base64, self._max_audio_bytes))
         with self._metrics.speech_call("speech_to_text"):
             try:
                 with trio.fail_after(self._timeout):
-                    text = await self._engine.recognize(pcm, language)
+                    text = await self._engine.recognize(pcm, language, owner=user)
             except trio.TooSlowError:
                 raise self._timed_out() from None
         return text.strip()

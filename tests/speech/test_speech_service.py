@@ -46,7 +46,7 @@ class StubEngine:
         finally:
             self.stream_closed = True
 
-    async def recognize(self, audio: PcmAudio, language: str) -> str:
+    async def recognize(self, audio: PcmAudio, language: str, *, owner: str = "") -> str:
         self.calls.append(("recognize", (audio.sample_rate, audio.channels, language)))
         await trio.sleep(self.delay)
         return "  hello there \n"

@@ -24,11 +24,11 @@ SSML_NS = "{http://www.w3.org/2001/10/synthesis}"
 @pytest.mark.parametrize(
     ("accent", "gender", "voice", "locale", "espeak"),
     [
-        ("polish", "female", "pl-PL-ZofiaNeural", "pl-PL", "pl+f2"),
+        ("polish", "female", "pl-PL-ZofiaNeural", "pl-PL", "pl+f5"),
         ("polish", "male", "pl-PL-MarekNeural", "pl-PL", "pl+klatt5"),
-        ("american", "female", "en-US-JennyNeural", "en-US", "en-us+f2"),
+        ("american", "female", "en-US-JennyNeural", "en-US", "en-us+f5"),
         ("american", "male", "en-US-GuyNeural", "en-US", "en-us+klatt5"),
-        ("british", "female", "en-GB-SoniaNeural", "en-GB", "en-gb+f2"),
+        ("british", "female", "en-GB-SoniaNeural", "en-GB", "en-gb+f5"),
         ("british", "male", "en-GB-RyanNeural", "en-GB", "en-gb+klatt5"),
     ],
 )

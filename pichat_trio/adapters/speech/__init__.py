@@ -27,13 +27,15 @@ async def open_speech_engine(
     azure_region: str | None = None,
     azure_endpoint: str | None = None,
     espeak_path: str | None = None,
+    queue_per_user: int = 4,
 ) -> AsyncIterator[SpeechEngine]:
     """The Azure engine if ``azure_key`` is set, else the offline one.
 
     ``azure_endpoint`` is a host URL (``wss://...`` or ``ws://127.0.0.1:5000``,
     the SDK's ``host``) that replaces the regional endpoint, for a speech
     container or a test fake. A key without a region or endpoint is a
-    configuration error, raised as ``ValueError``.
+    configuration error, raised as ``ValueError``. ``queue_per_user`` bounds
+    the offline recogniser's queue for each user.
     """
     engine: SpeechEngine
     if azure_key:
@@ -45,7 +47,7 @@ async def open_speech_engine(
             key=azure_key, region=azure_region or None, host=azure_endpoint or None
         )
     else:
-        engine = OfflineSpeechEngine(espeak_path=espeak_path)
+        engine = OfflineSpeechEngine(espeak_path=espeak_path, queue_per_owner=queue_per_user)
     try:
         yield engine
     finally:

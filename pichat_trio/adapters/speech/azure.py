@@ -137,7 +137,7 @@ class AzureSpeechEngine:
 
     # ----------------------------------------------------------- listening
 
-    async def recognize(self, audio: PcmAudio, language: str) -> str:
+    async def recognize(self, audio: PcmAudio, language: str, *, owner: str = "") -> str:
         """All phrases of ``audio``, joined; ``""`` when there is no speech.
 
         Continuous recognition, not ``recognize_once``: the latter stops at

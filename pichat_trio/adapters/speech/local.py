@@ -28,7 +28,8 @@ from ...models import VoiceSettings
 from ...ports import AudioFormat, PcmAudio, Synthesis
 from ...voices import espeak_voice, espeak_words_per_minute
 from ...wav import encode_wav, parse_wav, wav_header
-from .pcm import resample_slice, resampled_length
+from .pcm import quietest_point, resample_slice, resampled_length
+from .turns import Turns
 
 __all__ = ["OfflineSpeechEngine"]
 
@@ -37,6 +38,12 @@ log = logging.getLogger(__name__)
 _RECOGNISER_RATE = 16000  # pocketsphinx's bundled en-US model is trained on 16 kHz
 _SLICE_SAMPLES = _RECOGNISER_RATE  # 1 s per worker-thread call: the cancellation latency
 _PRIMING_SAMPLES = 3 * _RECOGNISER_RATE  # audio that adapts the cepstral mean (see recognize)
+# A turn decodes at most 5 s of audio (about 1-2 s of CPU here, under load):
+# the longest another user's clip waits for the decoder. The cut falls on the
+# quietest 10 ms of the last 2 s, so mostly between words.
+_CHUNK_SAMPLES = 5 * _RECOGNISER_RATE
+_CUT_SEARCH_SAMPLES = 2 * _RECOGNISER_RATE
+_CUT_FRAME = _RECOGNISER_RATE // 100
 _LANGUAGES = ("en-us", "en")
 _READ_BYTES = 16384  # one read from espeak-ng's stdout, about 0.4 s of 22 kHz audio
 _CLEANUP_SECONDS = 5.0  # reaping a killed espeak-ng; it dies at once in practice
@@ -48,19 +55,19 @@ _INSTALL_HINT = "espeak-ng is not installed; install it with `apt-get install es
 class OfflineSpeechEngine:
     """Text to speech with espeak-ng, speech to text with pocketsphinx (en-US).
 
-    The pocketsphinx decoder is loaded on first use, in a thread, and kept;
-    one recognition runs at a time (a decoder holds one utterance), and the
-    next request waits for the lock.
+    The pocketsphinx decoder is loaded on first use, in a thread, and kept.
+    It holds one utterance at a time; recognitions take turns at it, a chunk
+    at a time, round robin between owners (``turns``).
     """
 
     name = "offline"
 
-    def __init__(self, *, espeak_path: str | None = None) -> None:
+    def __init__(self, *, espeak_path: str | None = None, queue_per_owner: int = 4) -> None:
         self._espeak = espeak_path or shutil.which("espeak-ng")
         self._decoder: Any = None
         self._initial_cmn = ""
         self._in_utterance = False
-        self._lock = trio.Lock()
+        self.turns = Turns(jobs_per_owner=queue_per_owner)
 
     # ------------------------------------------------------------ speaking
 
@@ -139,8 +146,13 @@ class OfflineSpeechEngine:
 
     # ----------------------------------------------------------- listening
 
-    async def recognize(self, audio: PcmAudio, language: str) -> str:
+    async def recognize(self, audio: PcmAudio, language: str, *, owner: str = "") -> str:
         """English text of ``audio``; ``""`` when nothing was recognised.
+
+        The decoder is shared fairly between owners (see ``turns``): the
+        audio is decoded in chunks of at most ``_CHUNK_SAMPLES``, cut at the
+        quietest moment near the end of each, one turn per chunk. Past
+        ``queue_per_owner`` recognitions of one owner: ``RateLimited``.
 
         Cancellation: pocketsphinx cannot stop inside a call, so it is fed one
         second of audio per thread call; a cancelled caller waits for at most
@@ -153,22 +165,36 @@ class OfflineSpeechEngine:
                 "configure Azure Speech (AZURE_SPEECH_KEY) for other languages",
             )
         total = resampled_length(audio, _RECOGNISER_RATE)
-        async with self._lock:
-            decoder = await self._load_decoder()
-            # Two passes over the start, so that every request is decoded
-            # alike: pocketsphinx normalises features with a running cepstral
-            # mean that it carries from one utterance to the next, which made
-            # a result depend on the previous request (and a synthetic voice
-            # decode badly right after start-up). The first pass resets it and
-            # adapts it on the first seconds; its words are thrown away.
-            await self._decode(decoder, audio, min(total, _PRIMING_SAMPLES), reset=True)
-            return await self._decode(decoder, audio, total, reset=False)
+        texts: list[str] = []
+        async with self.turns.job(owner):
+            start, cmn = 0, None
+            while start < total or cmn is None:
+                async with self.turns.turn(owner):
+                    decoder = await self._load_decoder()
+                    if cmn is None:
+                        # Two passes over the start, so that every request is
+                        # decoded alike: pocketsphinx normalises features with a
+                        # running cepstral mean that it carries from one
+                        # utterance to the next, which made a result depend on
+                        # the previous request. The first pass resets it and
+                        # adapts it on the first seconds; its words are thrown
+                        # away. The mean is then carried from chunk to chunk of
+                        # this clip only, whatever other clips ran in between.
+                        await self._decode(decoder, audio, 0, min(total, _PRIMING_SAMPLES))
+                        cmn = decoder.get_cmn(False)
+                    stop = await trio.to_thread.run_sync(_chunk_end, audio, start, total)
+                    texts.append(await self._decode(decoder, audio, start, stop, cmn))
+                    cmn = decoder.get_cmn(False)
+                start = stop
+        return " ".join(text for text in texts if text)
 
-    async def _decode(self, decoder: Any, audio: PcmAudio, stop: int, *, reset: bool) -> str:
-        await trio.to_thread.run_sync(self._start, decoder, reset)
-        for start in range(0, stop, _SLICE_SAMPLES):
-            end = min(start + _SLICE_SAMPLES, stop)
-            await trio.to_thread.run_sync(self._feed, decoder, audio, start, end)
+    async def _decode(
+        self, decoder: Any, audio: PcmAudio, start: int, stop: int, cmn: str | None = None
+    ) -> str:
+        await trio.to_thread.run_sync(self._start, decoder, cmn or self._initial_cmn)
+        for first in range(start, stop, _SLICE_SAMPLES):
+            end = min(first + _SLICE_SAMPLES, stop)
+            await trio.to_thread.run_sync(self._feed, decoder, audio, first, end)
         return await trio.to_thread.run_sync(self._finish, decoder)
 
     async def _load_decoder(self) -> Any:
@@ -177,11 +203,10 @@ class OfflineSpeechEngine:
             self._initial_cmn = self._decoder.get_cmn(False)
         return self._decoder
 
-    def _start(self, decoder: Any, reset: bool) -> None:
+    def _start(self, decoder: Any, cmn: str) -> None:
         if self._in_utterance:  # left open by a cancelled recognition
             decoder.end_utt()
-        if reset:
-            decoder.set_cmn(self._initial_cmn)
+        decoder.set_cmn(cmn)
         decoder.start_utt()
         self._in_utterance = True
 
@@ -197,6 +222,15 @@ class OfflineSpeechEngine:
 
     async def aclose(self) -> None:
         self._decoder = None
+
+
+def _chunk_end(audio: PcmAudio, start: int, total: int) -> int:
+    """Where the chunk that begins at ``start`` ends: all of a short rest, else
+    the quietest moment of the last ``_CUT_SEARCH_SAMPLES`` before the longest chunk."""
+    if total - start <= _CHUNK_SAMPLES:
+        return total
+    latest = start + _CHUNK_SAMPLES
+    return quietest_point(audio, _RECOGNISER_RATE, latest - _CUT_SEARCH_SAMPLES, latest, _CUT_FRAME)
 
 
 def _new_decoder() -> Any:

@@ -14,7 +14,7 @@ from array import array
 
 from ...ports import PcmAudio
 
-__all__ = ["downmix", "resample_slice", "resampled_length"]
+__all__ = ["downmix", "quietest_point", "resample_slice", "resampled_length"]
 
 
 def _samples(frames: bytes) -> array[int]:
@@ -75,3 +75,17 @@ def resample_slice(pcm: PcmAudio, rate: int, start: int, stop: int) -> bytes:
         s1 = source[j + 1] if j < end else s0
         out[k] = int(s0 + (s1 - s0) * (position - j))
     return _to_bytes(out)
+
+
+def quietest_point(pcm: PcmAudio, rate: int, start: int, stop: int, frame: int) -> int:
+    """The middle of the quietest ``frame`` samples in ``start:stop`` (at ``rate``).
+
+    Where a long clip is cut into chunks: between words rather than in one.
+    """
+    samples = _samples(resample_slice(pcm, rate, start, stop))
+    best, best_energy = start + (stop - start) // 2, -1
+    for offset in range(0, len(samples) - frame + 1, frame):
+        energy = sum(abs(sample) for sample in samples[offset : offset + frame])
+        if best_energy < 0 or energy < best_energy:
+            best, best_energy = start + offset + frame // 2, energy
+    return best
