@@ -33,7 +33,8 @@ import trio
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.speech_phrases import PHRASES, word_hits  # noqa: E402
+from speech_phrases import PHRASES, word_hits  # noqa: E402
+
 from pichat_trio import voices  # noqa: E402
 from pichat_trio.adapters.speech.local import OfflineSpeechEngine  # noqa: E402
 from pichat_trio.models import VoiceSettings  # noqa: E402
