@@ -124,14 +124,15 @@ async def main(args: argparse.Namespace) -> None:
                         bob_took.append(time.monotonic() - started)
                         assert reply["action"] == "speech_to_text_result", reply
                         await trio.sleep(args.pause)
+                    print(f"bob: a 0.1 s clip, {args.probes} times while Alice's clips decode")
+                    print(
+                        f"  answered within (s): median {statistics.median(bob_took):.2f}, "
+                        f"max {max(bob_took):.2f}  (bar: 5 s)",
+                        flush=True,
+                    )
             stop.set()
         print(f"alice: {args.clips} clips of {args.seconds:g} s at {RATE} Hz, sent at once")
         print("  answered after (s): " + ", ".join(f"{t:.1f}" for t in sorted(alice_took)))
-        print(f"bob: a 0.1 s clip, {args.probes} times while Alice's clips decode")
-        print(
-            f"  answered within (s): median {statistics.median(bob_took):.2f}, "
-            f"max {max(bob_took):.2f}  (bar: 5 s)"
-        )
 
 
 if __name__ == "__main__":

@@ -6,7 +6,7 @@ but ``apt-get install espeak-ng`` and ``pip install pocketsphinx``.
 
 espeak-ng runs as a child process owned by the calling task: a cancellation
 kills it. pocketsphinx runs in worker threads and cannot be interrupted in
-the middle of a call, so audio is fed to it one second at a time and the
+the middle of a call, so audio is fed to it a quarter second at a time and the
 cancellation takes effect between two slices.
 """
 
@@ -36,13 +36,17 @@ __all__ = ["OfflineSpeechEngine"]
 log = logging.getLogger(__name__)
 
 _RECOGNISER_RATE = 16000  # pocketsphinx's bundled en-US model is trained on 16 kHz
-_SLICE_SAMPLES = _RECOGNISER_RATE  # 1 s per worker-thread call: the cancellation latency
+# 0.25 s of audio per worker-thread call: the cancellation latency, and the
+# longest the trio loop waits, since pocketsphinx's process_raw holds the GIL
+# for the whole call (measured: the loop ran 3 times during a 3 s call).
+_SLICE_SAMPLES = _RECOGNISER_RATE // 4
 _PRIMING_SAMPLES = 3 * _RECOGNISER_RATE  # audio that adapts the cepstral mean (see recognize)
-# A turn decodes at most 5 s of audio (about 1-2 s of CPU here, under load):
-# the longest another user's clip waits for the decoder. The cut falls on the
-# quietest 10 ms of the last 2 s, so mostly between words.
-_CHUNK_SAMPLES = 5 * _RECOGNISER_RATE
-_CUT_SEARCH_SAMPLES = 2 * _RECOGNISER_RATE
+# A turn decodes at most 3 s of audio (about 1 s of CPU here, 3 s on a
+# machine loaded twice over): the longest another user's clip waits for the
+# decoder. The cut falls on the quietest 10 ms of the last second, so mostly
+# between words.
+_CHUNK_SAMPLES = 3 * _RECOGNISER_RATE
+_CUT_SEARCH_SAMPLES = _RECOGNISER_RATE
 _CUT_FRAME = _RECOGNISER_RATE // 100
 _LANGUAGES = ("en-us", "en")
 _READ_BYTES = 16384  # one read from espeak-ng's stdout, about 0.4 s of 22 kHz audio
@@ -154,8 +158,8 @@ class OfflineSpeechEngine:
         quietest moment near the end of each, one turn per chunk. Past
         ``queue_per_owner`` recognitions of one owner: ``RateLimited``.
 
-        Cancellation: pocketsphinx cannot stop inside a call, so it is fed one
-        second of audio per thread call; a cancelled caller waits for at most
+        Cancellation: pocketsphinx cannot stop inside a call, so it is fed a
+        quarter second of audio per thread call; a cancelled caller waits for at most
         the slice in progress (tens of milliseconds of CPU).
         """
         if language.lower() not in _LANGUAGES:
