@@ -54,6 +54,17 @@ class Terminal:
         with trio.fail_after(WAIT):
             return await self.process.wait()
 
+    async def __aenter__(self) -> Terminal:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        """A test that failed half-way leaves no client running into the next one."""
+        if self.process.returncode is None:
+            self.process.kill()
+            with trio.CancelScope(shield=True):
+                await self.process.wait()
+        await self.master.aclose()
+
 
 async def open_terminal(command: list[str], env: dict[str, str] | None = None) -> Terminal:
     master, slave = os.openpty()

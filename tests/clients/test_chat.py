@@ -25,50 +25,54 @@ async def test_chat_streams_answers_and_obeys_its_commands(tmp_path):
     settings = make_settings(tmp_path, {"ECHO_TOKENS_PER_SECOND": "20"})
     async with run_server(settings) as server:
         url = server.url + "/ws"
-        term = await open_terminal(pichat_command("chat", "--url", url), {"PICHAT_TOKEN": TOKEN})
-        await term.expect("connected to ")
+        command = pichat_command("chat", "--url", url)
+        async with await open_terminal(command, {"PICHAT_TOKEN": TOKEN}) as term:
+            await term.expect("connected to ")
 
-        # A line with no conversation open starts one; the answer streams in.
-        await term.type("hello pty\r")
-        await term.expect(
-            r"pichat> \[echo model: no AI service is configured\] You said: hello pty\n"
-        )
+            # A line with no conversation open starts one; the answer streams in.
+            await term.type("hello pty\r")
+            await term.expect(
+                r"pichat> \[echo model: no AI service is configured\] You said: hello pty\n"
+            )
 
-        # Flushed as it arrives: the first words show while the rest is still coming.
-        await term.type(LONG + "\r")
-        streaming = await term.expect(r"pichat> \[echo model[^\n]* word3 ")
-        assert "word399" not in term.output[streaming.start() :]  # (the typed line has it)
-        await term.type("/stop\r")
-        await term.expect(r"\n\[stopped\]\n")
+            # Flushed as it arrives: the first words show while the rest is still coming.
+            await term.type(LONG + "\r")
+            streaming = await term.expect(r"pichat> \[echo model[^\n]* word3 ")
+            assert "word399" not in term.output[streaming.start() :]  # (the typed line has it)
+            await term.type("/stop\r")
+            await term.expect(r"\n\[stopped\]\n")
 
-        # Ctrl-C stops an answer, and the client stays.
-        await term.type(LONG + "\r")
-        await term.expect(r"pichat> \[echo model[^\n]* word3 ")
-        await term.type("\x03")
-        await term.expect(r"\n\[stopped\]\n")  # and the client goes on:
-        assert await stored_statuses(server, "hello pty") == [
-            ("user", "complete"),
-            ("assistant", "complete"),
-            ("user", "complete"),
-            ("assistant", "cancelled"),
-            ("user", "complete"),
-            ("assistant", "cancelled"),
-        ]
+            # Ctrl-C stops an answer, and the client stays.
+            await term.type(LONG + "\r")
+            await term.expect(r"pichat> \[echo model[^\n]* word3 ")
+            await term.type("\x03")
+            await term.expect(r"\n\[stopped\]\n")  # and the client goes on:
+            # ``finished`` comes before the final write (the protocol's order: the stored
+            # message follows as ``new_message``), so wait for that write to end.
+            await server.app.chat.wait_idle()
+            assert await stored_statuses(server, "hello pty") == [
+                ("user", "complete"),
+                ("assistant", "complete"),
+                ("user", "complete"),
+                ("assistant", "cancelled"),
+                ("user", "complete"),
+                ("assistant", "cancelled"),
+            ]
 
-        await term.type("/new Second chat\r")
-        await term.expect(r"\[new conversation: Second chat\]")
-        await term.type("/list\r")
-        await term.expect(r"\* +1\. Second chat  \(")
-        await term.expect(r" +2\. hello pty  \(")
-        await term.type("/open 2\r")
-        await term.expect(r"\[hello pty\]\n")
-        await term.expect(r"you> hello pty\n")
-        await term.type("/title Renamed\r")
-        await term.expect(r"\[renamed: Renamed\]")
-        await term.type("/stop\r")
-        await term.expect(r"\[no answer is being written\]")
-        await term.type("/quit\r")
-        assert await term.wait() == 0
+            await term.type("/new Second chat\r")
+            await term.expect(r"\[new conversation: Second chat\]")
+            await term.type("/list\r")
+            await term.expect(r"\* +1\. Second chat  \(")
+            await term.expect(r" +2\. hello pty  \(")
+            await term.type("/open 2\r")
+            await term.expect(r"\[hello pty\]\n")
+            await term.expect(r"you> hello pty\n")
+            await term.type("/title Renamed\r")
+            await term.expect(r"\[renamed: Renamed\]")
+            await term.type("/stop\r")
+            await term.expect(r"\[no answer is being written\]")
+            await term.type("/quit\r")
+            assert await term.wait() == 0
     assert "Traceback" not in term.output
 
 
