@@ -7,7 +7,7 @@
   (``AI_PRECONNECT``) keeps out of a message's time to first token.
 - ``scope``: a trio checkpoint with and without a cancel scope with a
   deadline around it: what a read timeout kept by one task
-  (``_ReadDeadlines``) saves per upstream read.
+  (``adapters/ai/read_deadlines.py``) saves per upstream read.
 - ``sqlite``: a finish of 50 answers started 0.5 ms into a checkpoint of
   200 in another thread, through the repository (writers queue on its
   lock), and the same with the two transactions left to SQLite's busy

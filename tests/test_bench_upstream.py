@@ -14,7 +14,7 @@ import trio
 from trio.testing import MockClock
 
 from pichat_trio.adapters.ai import AzureOpenAIChatModel
-from pichat_trio.adapters.ai.http_chat import make_http_client
+from pichat_trio.adapters.ai.http_chat import open_http_client
 from pichat_trio.fakes.azure_openai import Behaviour, FakeAzureOpenAI
 from pichat_trio.ports import ChatRequest, ChatTurn
 
@@ -75,14 +75,12 @@ async def test_a_kept_connection_carries_the_next_request(
 ) -> None:
     bench = upstream.BenchUpstream(api_key=KEY, behaviour=Behaviour(tokens=3, rate=100))
     url = await _start(nursery, bench)
-    model = AzureOpenAIChatModel(bench.endpoint, KEY, {"gpt-4": "gpt-4"}, client=make_http_client())
     request = ChatRequest(model="gpt-4", messages=[ChatTurn("user", "hello")])
-    try:
+    async with open_http_client() as client:
+        model = AzureOpenAIChatModel(bench.endpoint, KEY, {"gpt-4": "gpt-4"}, client=client)
         for _ in range(2):
             deltas = [delta async for delta in model.stream_reply(request)]
             assert "".join(d.text for d in deltas) == bench.answer(3)
-    finally:
-        await model._client.aclose()
     assert url and len(bench.requests) == 2
     assert bench.connections == 1 and bench.handed_over == 0
 

@@ -15,7 +15,7 @@ from pichat_trio.adapters.ai import (
     OpenAICompatibleChatModel,
     RetryPolicy,
 )
-from pichat_trio.adapters.ai.http_chat import make_http_client
+from pichat_trio.adapters.ai.http_chat import open_http_client
 from pichat_trio.fakes.azure_openai import FakeAzureOpenAI
 from pichat_trio.ports import ChatDelta, ChatModel, ChatRequest, ChatTurn
 
@@ -78,9 +78,12 @@ async def http_client(request: pytest.FixtureRequest) -> AsyncIterator[httpx.Asy
     """The client the server makes (httpx over the project's own HTTP/1.1 pool, whose
     requests the models send straight to the pool), and a caller's plain httpx client
     (httpx's whole path and its own transport): the models must behave the same."""
-    client = make_http_client() if request.param == "pooled" else httpx.AsyncClient()
-    async with client:
-        yield client
+    if request.param == "pooled":
+        async with open_http_client() as pooled:
+            yield pooled
+    else:
+        async with httpx.AsyncClient() as plain:
+            yield plain
 
 
 @pytest.fixture

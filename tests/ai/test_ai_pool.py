@@ -23,8 +23,8 @@ import trio
 import trustme
 from trio.testing import MockClock
 
-from pichat_trio.adapters.ai.http_chat import make_http_client
-from pichat_trio.adapters.ai.pool import KeepAliveTransport, body_chunks
+from pichat_trio.adapters.ai.http_chat import open_http_client
+from pichat_trio.adapters.ai.pool import KeepAliveTransport, body_chunks, open_pool
 
 OK_CHUNKED = b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n0\r\n\r\n"
 OK_LENGTH = b"HTTP/1.1 200 OK\r\nContent-Length: 5\r\n\r\nhello"
@@ -86,7 +86,7 @@ async def keep_alive(stream: trio.SocketStream, server: Server) -> None:
 
 async def test_one_connection_carries_sequential_requests(nursery: trio.Nursery) -> None:
     server = await start_server(nursery, keep_alive)
-    async with make_http_client() as client:
+    async with open_http_client() as client:
         for _ in range(3):
             response = await client.post(server.url, content=b'{"a": 1}')
             assert (response.status_code, response.content) == (200, b"hello")
@@ -97,6 +97,40 @@ async def test_one_connection_carries_sequential_requests(nursery: trio.Nursery)
     assert b"\r\ncontent-length: 8\r\n" in server.requests[0].lower()
 
 
+def _tasks_named(name: str) -> list[trio.lowlevel.Task]:
+    """Every task of this trio run called ``name``, system tasks included."""
+    found: list[trio.lowlevel.Task] = []
+    tasks = [trio.lowlevel.current_root_task()]
+    while tasks:
+        task = tasks.pop()
+        found += [task] if task.name == name else []
+        tasks += [child for nursery in task.child_nurseries for child in nursery.child_tasks]
+    return found
+
+
+async def test_the_read_timeout_task_lives_in_the_pool_and_ends_with_it(
+    nursery: trio.Nursery,
+) -> None:
+    server = await start_server(nursery, keep_alive)
+    name = "pichat.ai-read-deadlines"
+    async with open_pool() as pool:
+        response = await pool.post(httpx.URL(server.url), {}, b"{}", {"read": 5.0})
+        assert await response.aread() == b"hello"
+        [task] = _tasks_named(name)
+        assert task.parent_nursery is not None
+        assert task.parent_nursery.parent_task is trio.lowlevel.current_task()
+        assert task.eventual_parent_nursery is None
+    assert _tasks_named(name) == []  # ended with the pool, not with the run
+
+
+async def test_an_error_in_the_pools_block_comes_out_as_raised() -> None:
+    error = LookupError("the caller's own")
+    with pytest.raises(LookupError) as raised:
+        async with open_pool():
+            raise error
+    assert raised.value is error  # not inside the pool's nursery's exception group
+
+
 async def test_post_writes_the_request_httpx_would(nursery: trio.Nursery) -> None:
     """``post`` (the models' path, without an ``httpx.Request``) and the client's path put
     the same request on the wire, and share the kept connection."""
@@ -104,7 +138,7 @@ async def test_post_writes_the_request_httpx_would(nursery: trio.Nursery) -> Non
     url = f"http://127.0.0.1:{server.port}/openai/deployments/d/chat?api-version=1"
     headers = {"api-key": "k", "content-type": "application/json"}
     body = b'{"messages": []}'
-    pool = KeepAliveTransport()
+    pool = KeepAliveTransport(nursery)
     try:
         request = httpx.Request("POST", url, headers=headers, content=body)
         through_httpx = await pool.handle_async_request(request)
@@ -129,7 +163,7 @@ async def test_an_idle_connection_the_server_closed_is_replaced(nursery: trio.Nu
         await stream.send_all(OK_LENGTH)
 
     server = await start_server(nursery, one_request_then_close)
-    async with make_http_client() as client:
+    async with open_http_client() as client:
         for _ in range(3):
             await trio.sleep(0.05)  # the server's close arrives while the connection is idle
             response = await client.post(server.url, content=b"{}")
@@ -148,7 +182,7 @@ async def test_a_kept_connection_that_fails_before_any_answer_is_retried_once(
         await server.read_request(stream)
 
     server = await start_server(nursery, close_on_second)
-    async with make_http_client() as client:
+    async with open_http_client() as client:
         assert (await client.post(server.url, content=b"{}")).content == b"hello"
         assert (await client.post(server.url, content=b"{}")).content == b"hello"
     assert server.accepted == 2
@@ -160,7 +194,7 @@ async def test_a_new_connection_closed_without_an_answer_fails(nursery: trio.Nur
         await server.read_request(stream)
 
     server = await start_server(nursery, close_at_once)
-    async with make_http_client() as client:
+    async with open_http_client() as client:
         with pytest.raises(httpx.RemoteProtocolError, match="no response"):
             await client.post(server.url, content=b"{}")
     assert server.accepted == 1
@@ -177,7 +211,7 @@ async def test_a_stalled_body_fails_at_the_read_timeout(
     server = await start_server(nursery, stall)
     timeout = httpx.Timeout(5.0, read=7.0)
     async with (
-        make_http_client(timeout=timeout) as client,
+        open_http_client(timeout=timeout) as client,
         client.stream("POST", server.url, content=b"{}") as response,
     ):
         start = trio.current_time()
@@ -191,7 +225,7 @@ async def test_a_full_pool_fails_at_the_pool_timeout(
     autojump_clock: MockClock, nursery: trio.Nursery
 ) -> None:
     server = await start_server(nursery, keep_alive)
-    transport = KeepAliveTransport(max_connections=1)
+    transport = KeepAliveTransport(nursery, max_connections=1)
     async with httpx.AsyncClient(
         transport=transport, timeout=httpx.Timeout(5.0, pool=3.0)
     ) as client:
@@ -214,7 +248,7 @@ async def test_a_connection_the_server_means_to_close_is_not_kept(nursery: trio.
             )
 
     server = await start_server(nursery, close_announced)
-    async with make_http_client() as client:
+    async with open_http_client() as client:
         for _ in range(2):
             assert (await client.post(server.url, content=b"{}")).content == b"hello"
     assert server.accepted == 2
@@ -238,7 +272,7 @@ async def test_a_broken_or_cut_body_is_a_protocol_error(
         await stream.send_all(reply)
 
     server = await start_server(nursery, broken)
-    async with make_http_client() as client:
+    async with open_http_client() as client:
         with pytest.raises(httpx.RemoteProtocolError):
             await client.post(server.url, content=b"{}")
         with pytest.raises(httpx.RemoteProtocolError):
@@ -252,7 +286,7 @@ async def test_a_body_without_framing_is_read_until_close(nursery: trio.Nursery)
         await stream.send_all(b"HTTP/1.1 200 OK\r\n\r\nall of it")
 
     server = await start_server(nursery, close_delimited)
-    async with make_http_client() as client:
+    async with open_http_client() as client:
         assert (await client.post(server.url, content=b"{}")).content == b"all of it"
         assert (await client.post(server.url, content=b"{}")).content == b"all of it"
     assert server.accepted == 2
@@ -270,7 +304,7 @@ async def test_leaving_a_body_early_closes_its_connection(nursery: trio.Nursery)
             server.closed.set()
 
     server = await start_server(nursery, endless)
-    async with make_http_client() as client:
+    async with open_http_client() as client:
         async with client.stream("POST", server.url, content=b"{}") as response:
             chunks = response.aiter_bytes()
             async for data in chunks:
@@ -288,7 +322,7 @@ async def test_an_unknown_scheme_or_dead_port_is_an_httpx_error(nursery: trio.Nu
     with trio.socket.socket() as probe:
         await probe.bind(("127.0.0.1", 0))
         dead = probe.getsockname()[1]
-    async with make_http_client() as client:
+    async with open_http_client() as client:
         with pytest.raises(httpx.UnsupportedProtocol):
             await client.post("ftp://127.0.0.1/x", content=b"{}")
         with pytest.raises(httpx.ConnectError):
@@ -314,12 +348,12 @@ async def test_https_with_a_verified_certificate(nursery: trio.Nursery) -> None:
 
     listeners = await nursery.start(partial(trio.serve_tcp, tls, 0, host="127.0.0.1"))
     port = listeners[0].socket.getsockname()[1]
-    transport = KeepAliveTransport(ssl_context=client_context)
+    transport = KeepAliveTransport(nursery, ssl_context=client_context)
     async with httpx.AsyncClient(transport=transport) as client:
         for _ in range(2):
             response = await client.post(f"https://localhost:{port}/x", content=b"{}")
             assert response.content == b"hello"
-        other = KeepAliveTransport()  # the system's trust store does not know our CA
+        other = KeepAliveTransport(nursery)  # the system's trust store does not know our CA
         async with httpx.AsyncClient(transport=other) as untrusting:
             with pytest.raises(httpx.ConnectError, match="CERTIFICATE_VERIFY_FAILED"):
                 await untrusting.post(f"https://localhost:{port}/x", content=b"{}")
@@ -330,7 +364,7 @@ async def test_body_chunks_reads_our_stream_and_returns_the_connection(
     nursery: trio.Nursery,
 ) -> None:
     server = await start_server(nursery, keep_alive)
-    async with make_http_client() as client:
+    async with open_http_client() as client:
         for _ in range(2):
             async with client.stream("POST", server.url, content=b"{}") as response:
                 chunks = body_chunks(response)
@@ -349,7 +383,7 @@ async def test_body_chunks_leaves_an_encoded_body_to_httpx(nursery: trio.Nursery
 
     server = await start_server(nursery, gzipped)
     async with (
-        make_http_client() as client,
+        open_http_client() as client,
         client.stream("POST", server.url, content=b"{}") as response,
     ):
         assert b"".join([data async for data in body_chunks(response)]) == b"data: hello\n\n"
@@ -367,7 +401,7 @@ async def test_a_connection_reset_mid_body_is_a_read_error(nursery: trio.Nursery
 
     server = await start_server(nursery, reset)
     async with (
-        make_http_client() as client,
+        open_http_client() as client,
         client.stream("POST", server.url, content=b"{}") as response,
     ):
         with pytest.raises(httpx.ReadError, match="ConnectionResetError"):
@@ -390,7 +424,7 @@ async def test_a_burst_of_new_connections_looks_the_name_up_once(nursery: trio.N
     server = await start_server(nursery, keep_alive)
     trio.socket.set_custom_hostname_resolver(Resolver())
     try:
-        async with make_http_client() as client:
+        async with open_http_client() as client:
             url = f"http://upstream.test:{server.port}/v1/chat"
 
             async def post() -> None:
@@ -407,7 +441,7 @@ async def test_a_burst_of_new_connections_looks_the_name_up_once(nursery: trio.N
 
 async def test_preconnect_opens_the_connections_requests_then_use(nursery: trio.Nursery) -> None:
     server = await start_server(nursery, keep_alive)
-    pool = KeepAliveTransport(max_connections=4)
+    pool = KeepAliveTransport(nursery, max_connections=4)
     url = httpx.URL(server.url)
     try:
         assert await pool.preconnect(url, 3, within=5) == 3
@@ -438,7 +472,7 @@ async def test_preconnect_counts_connections_in_use(nursery: trio.Nursery) -> No
         await stream.send_all(OK_LENGTH)
 
     server = await start_server(nursery, slow)
-    pool = KeepAliveTransport()
+    pool = KeepAliveTransport(nursery)
     url = httpx.URL(server.url)
 
     async def post() -> None:
@@ -457,11 +491,11 @@ async def test_preconnect_counts_connections_in_use(nursery: trio.Nursery) -> No
     assert server.accepted == 3
 
 
-async def test_preconnect_to_a_closed_port_raises_connect_error() -> None:
+async def test_preconnect_to_a_closed_port_raises_connect_error(nursery: trio.Nursery) -> None:
     with socket.socket() as sock:  # a port nobody listens on
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
-    pool = KeepAliveTransport()
+    pool = KeepAliveTransport(nursery)
     try:
         with pytest.raises(httpx.ConnectError):
             await pool.preconnect(httpx.URL(f"http://127.0.0.1:{port}/"), 3, within=5)
@@ -492,7 +526,7 @@ async def test_a_stalled_tls_body_fails_at_the_read_timeout(
 
     listeners = await nursery.start(partial(trio.serve_tcp, stall, 0, host="127.0.0.1"))
     port = listeners[0].socket.getsockname()[1]
-    pool = KeepAliveTransport(ssl_context=client_context)
+    pool = KeepAliveTransport(nursery, ssl_context=client_context)
     try:
         response = await pool.post(
             httpx.URL(f"https://localhost:{port}/x"), {}, b"{}", {"read": 4.0}
@@ -527,7 +561,7 @@ async def test_each_read_keeps_its_own_deadline(
         await stream.send_all(OK_LENGTH)
 
     server = await start_server(nursery, serve)
-    pool = KeepAliveTransport()
+    pool = KeepAliveTransport(nursery)
     base = f"http://127.0.0.1:{server.port}"
     failed: dict[str, float] = {}
 

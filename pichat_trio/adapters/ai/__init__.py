@@ -5,8 +5,10 @@
 - ``echo``: the offline default, clearly labelled.
 
 The HTTP providers share ``http_chat`` (request, stream and retry loop),
-``sse`` (event stream decoding), ``retry`` and ``failures``. Nothing here
-knows the WebSocket protocol.
+``sse`` (event stream decoding), ``retry`` and ``failures``, over ``pool``
+(the HTTP/1.1 keep-alive pool, opened with ``open_pool``), whose
+connections are ``connection`` (on ``h1``'s framing) and whose read
+timeouts are ``read_deadlines``. Nothing here knows the WebSocket protocol.
 """
 
 from __future__ import annotations
@@ -19,7 +21,7 @@ import httpx
 from ...ports import ChatModel
 from .azure_openai import DEFAULT_API_VERSION, AzureOpenAIChatModel
 from .echo import EchoChatModel
-from .http_chat import HttpChatModel, make_http_client
+from .http_chat import HttpChatModel, open_http_client
 from .openai_compatible import OpenAICompatibleChatModel
 from .retry import RetryPolicy
 
@@ -82,7 +84,7 @@ async def open_chat_model(
         connect=connect_timeout, read=read_timeout, write=connect_timeout, pool=connect_timeout
     )
     retry = RetryPolicy(max_attempts=max_attempts, max_total=max_retry_seconds)
-    async with make_http_client(timeout=timeout, max_connections=max_connections) as client:
+    async with open_http_client(timeout=timeout, max_connections=max_connections) as client:
         model: HttpChatModel
         if provider == "azure":
             if not endpoint:

@@ -6,11 +6,12 @@ one place: sending the request, decoding the event stream, retrying before
 the first token, mapping failures to domain errors.
 
 Who owns the ``httpx.AsyncClient``: the caller when it passes one in (tests,
-the ``open_chat_model`` factory); otherwise the model creates its own and
-closes it in ``aclose``. Either way one client, with its connection pool and
-keep-alive, serves every stream of the model. A ``PooledClient`` (what
-``make_http_client`` makes) is used through its pool directly; any other
-httpx client through its ordinary ``stream`` call.
+the ``open_chat_model`` factory); otherwise the model creates a plain
+``httpx.AsyncClient`` and closes it in ``aclose``. Either way one client,
+with its connection pool and keep-alive, serves every stream of the model.
+A ``PooledClient`` (what ``open_http_client`` opens: its pool needs a
+nursery, so only an async context manager can own it) is used through its
+pool directly; any other httpx client through its ordinary ``stream`` call.
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from ...errors import UpstreamUnavailable
 from ...log_context import bind_upstream_request
 from ...ports import ChatDelta, ChatRequest
 from .failures import DROPPED, Failure, failure_for_exception, failure_for_status
-from .pool import KeepAliveTransport, body_chunks
+from .pool import KeepAliveTransport, body_chunks, open_pool
 from .retry import RetryPolicy, parse_retry_after
 from .sse import ChatStreamDecoder
 
@@ -38,7 +39,7 @@ __all__ = [
     "HttpCall",
     "HttpChatModel",
     "PooledClient",
-    "make_http_client",
+    "open_http_client",
 ]
 
 logger = logging.getLogger(__name__)
@@ -78,16 +79,23 @@ class PooledClient(httpx.AsyncClient):
         self.pool = pool
 
 
-def make_http_client(
-    *, timeout: httpx.Timeout = DEFAULT_TIMEOUT, max_connections: int = 512
-) -> PooledClient:
-    """A client sized for many concurrent streams (one connection each under HTTP/1.1).
+@asynccontextmanager
+async def open_http_client(
+    *,
+    timeout: httpx.Timeout = DEFAULT_TIMEOUT,  # noqa: ASYNC109 - the client's, not a deadline
+    max_connections: int = 512,
+) -> AsyncIterator[PooledClient]:
+    """A client sized for many concurrent streams (one connection each under HTTP/1.1),
+    closed with its pool on exit.
 
     ``max_connections`` bounds the sockets to the upstream; a stream that
     finds the pool full waits up to ``timeout.pool`` seconds, then fails.
     """
-    pool = KeepAliveTransport(max_connections=max_connections, keepalive_expiry=30.0)
-    return PooledClient(pool, timeout)
+    async with (
+        open_pool(max_connections=max_connections, keepalive_expiry=30.0) as pool,
+        PooledClient(pool, timeout) as client,
+    ):
+        yield client
 
 
 @dataclass(frozen=True, slots=True)
@@ -114,7 +122,7 @@ class HttpChatModel:
     ) -> None:
         self._timeout = DEFAULT_TIMEOUT if timeout is None else timeout
         self._owns_client = client is None
-        self._client = make_http_client(timeout=self._timeout) if client is None else client
+        self._client = httpx.AsyncClient(timeout=self._timeout) if client is None else client
         self._retry = RetryPolicy() if retry is None else retry
         self._pool = self._client.pool if isinstance(self._client, PooledClient) else None
         self._timeouts = self._timeout.as_dict()

@@ -10,52 +10,86 @@ streams, both on the one server core:
   context manager and a timeout scope per read: a quarter of the CPU.
 
 Here a request takes the most recently returned idle connection to its
-origin (or opens one), and closing the response puts it back: a dict lookup
-and a list pop. The bytes are read straight from the trio stream and
-de-framed by ``h1.BodyReader``. Failures are httpx's exceptions, as before.
-
-On a plain TCP connection a read is one wait for readability and one
-``recv`` on the socket itself: trio's socket layer would try the ``recv``
-first (nearly always in vain between tokens) and pass through the
-scheduler once more after it. ``body_chunks`` gives a streamed body
-without httpx's three generator layers on top when it can.
+origin (or opens one, ``connection.py``), and closing the response puts it
+back: a dict lookup and a list pop. The bytes are read straight from the
+trio stream and de-framed by ``h1.BodyReader``. Failures are httpx's
+exceptions, as before. ``body_chunks`` gives a streamed body without
+httpx's three generator layers on top when it can.
 
 Bound: at most ``max_connections`` connections in use at once (a request
 that finds none free waits up to the ``pool`` timeout, then fails with
 ``httpx.PoolTimeout``); idle ones are kept for ``keepalive_expiry`` seconds
 and at most ``max_connections`` of them.
+
+``open_pool`` owns a pool: its nursery runs the task that keeps the read
+timeouts (``read_deadlines.py``), and its end closes the connections.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
-import socket
 import ssl
 from collections.abc import AsyncIterator, Mapping
+from contextlib import asynccontextmanager
 from typing import Any
 
 import httpx
 import trio
 
-from .h1 import BodyReader, ProtocolError, ResponseHead, parse_response_head, request_head
+from .connection import Addresses, Connection, Origin
+from .h1 import BodyReader, ProtocolError, ResponseHead, request_head
+from .read_deadlines import ReadDeadlines
 
-__all__ = ["KeepAliveTransport", "body_chunks"]
+__all__ = ["KeepAliveTransport", "body_chunks", "open_pool"]
 
-_Origin = tuple[bytes, bytes, int]
-
-_READ_SIZE = 64 * 1024
 _DEFAULT_PORTS = {b"http": 80, b"https": 443}
-_IO_ERRORS = (OSError, trio.BrokenResourceError, trio.ClosedResourceError, ssl.SSLError)
-_SILENT = "the AI service sent nothing in time"
-"""The ``ReadTimeout`` of a read that outlived its deadline."""
 _BODY = "pichat.body"
 """The response extension that holds our ``_ResponseStream`` (``body_chunks``)."""
 
 
+@asynccontextmanager
+async def open_pool(
+    *,
+    max_connections: int = 512,
+    keepalive_expiry: float = 30.0,
+    ssl_context: ssl.SSLContext | None = None,
+) -> AsyncIterator[KeepAliveTransport]:
+    """A ``KeepAliveTransport`` and the nursery that runs its read timeouts; on exit
+    its connections are closed and that task ends.
+
+    An exception of the block comes out as it was raised, not in the
+    nursery's exception group: the pool's task ends only by cancellation, so
+    the block's error is the group's only one.
+    """
+    error: BaseException | None = None
+    try:
+        async with trio.open_nursery() as nursery:
+            pool = KeepAliveTransport(
+                nursery,
+                max_connections=max_connections,
+                keepalive_expiry=keepalive_expiry,
+                ssl_context=ssl_context,
+            )
+            try:
+                yield pool
+            finally:
+                await pool.aclose()
+                nursery.cancel_scope.cancel()
+    except BaseExceptionGroup as group:
+        if len(group.exceptions) != 1:
+            raise
+        error = group.exceptions[0]
+    if error is not None:
+        raise error
+
+
 class KeepAliveTransport(httpx.AsyncBaseTransport):
+    """The pool. ``nursery`` runs its read-timeout task for as long as it lives:
+    ``open_pool`` gives the pool a nursery of its own."""
+
     def __init__(
         self,
+        nursery: trio.Nursery,
         *,
         max_connections: int = 512,
         keepalive_expiry: float = 30.0,
@@ -66,11 +100,12 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         self._slots = trio.Semaphore(max_connections)
         self._max_connections = max_connections
         self._max_idle = max_connections
-        self._idle: dict[_Origin, list[_Connection]] = {}
+        self._idle: dict[Origin, list[Connection]] = {}
         self._idle_count = 0
         self._closed = False
-        self._addresses = _Addresses()
-        self._deadlines = _ReadDeadlines()
+        self._addresses = Addresses()
+        self._deadlines = ReadDeadlines()
+        nursery.start_soon(self._deadlines.run, name="pichat.ai-read-deadlines")
 
     async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
         url = request.url
@@ -101,7 +136,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         return await self._send(_origin(url), message, timeouts)
 
     async def _send(
-        self, origin: _Origin, message: bytes, timeouts: dict[str, float | None]
+        self, origin: Origin, message: bytes, timeouts: dict[str, float | None]
     ) -> httpx.Response:
         if self._closed:
             raise RuntimeError("the transport is closed")
@@ -134,8 +169,8 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         )
 
     async def _exchange(
-        self, origin: _Origin, message: bytes, timeouts: dict[str, float | None]
-    ) -> tuple[ResponseHead, bytes, _Connection]:
+        self, origin: Origin, message: bytes, timeouts: dict[str, float | None]
+    ) -> tuple[ResponseHead, bytes, Connection]:
         """Send ``message`` and read the response head, on a kept connection if one works.
 
         A kept connection the server closed while it was idle fails before
@@ -145,7 +180,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
             connection = self._take_idle(origin)
             reused = connection is not None
             if connection is None:
-                connection = await _Connection.open(
+                connection = await Connection.open(
                     origin,
                     self._ssl_context,
                     _seconds(timeouts.get("connect")),
@@ -191,7 +226,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
                 if failures:
                     return
                 try:
-                    connection = await _Connection.open(
+                    connection = await Connection.open(
                         origin, self._ssl_context, within, self._addresses, self._deadlines
                     )
                 except httpx.HTTPError as exc:
@@ -211,7 +246,7 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
             raise failures[0]
         return opened
 
-    def _take_idle(self, origin: _Origin) -> _Connection | None:
+    def _take_idle(self, origin: Origin) -> Connection | None:
         idle = self._idle.get(origin)
         now = trio.current_time()
         while idle:
@@ -223,14 +258,14 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
             connection.close_now()
         return None
 
-    async def _release(self, origin: _Origin, connection: _Connection, reusable: bool) -> None:
+    async def _release(self, origin: Origin, connection: Connection, reusable: bool) -> None:
         """A request is done with ``connection``: keep it for the next one if it can
         carry one and there is room, else close it. Frees the request's slot."""
         self._slots.release()
         if not (reusable and self._keep(origin, connection)):
             await connection.close()
 
-    def _keep(self, origin: _Origin, connection: _Connection) -> bool:
+    def _keep(self, origin: Origin, connection: Connection) -> bool:
         """Keep ``connection`` idle for the next request to ``origin``, if the pool is
         open and has room; False if it did not."""
         if self._closed or self._idle_count >= self._max_idle:
@@ -247,219 +282,6 @@ class KeepAliveTransport(httpx.AsyncBaseTransport):
         for connections in idle.values():
             for connection in connections:
                 await connection.close()
-
-
-class _Connection:
-    """One HTTP/1.1 connection: a trio stream, maybe TLS, and the bytes read past a head."""
-
-    __slots__ = (
-        "deadlines",
-        "expires_at",
-        "raw",
-        "received",
-        "socket",
-        "stream",
-        "timed_out",
-    )
-
-    def __init__(
-        self,
-        stream: trio.abc.Stream,
-        socket: trio.socket.SocketType,
-        raw: socket.socket | None,
-        deadlines: _ReadDeadlines,
-    ) -> None:
-        self.stream = stream
-        self.socket = socket
-        self.raw = raw
-        """The socket itself, read directly when the stream is plain TCP."""
-        self.deadlines = deadlines
-        self.timed_out = False
-        """A read outlived its deadline; the connection is done."""
-        self.expires_at = math.inf
-        self.received = 0
-        """Bytes received for the current request."""
-
-    @classmethod
-    async def open(
-        cls,
-        origin: _Origin,
-        ssl_context: ssl.SSLContext,
-        within: float,
-        addresses: _Addresses,
-        deadlines: _ReadDeadlines,
-    ) -> _Connection:
-        scheme, host, port = origin
-        hostname = host.decode("ascii")
-        stream: trio.abc.Stream | None = None
-        with trio.move_on_after(within):
-            try:
-                tcp, raw = await _open_tcp(hostname, port, addresses)
-                stream = tcp
-                if scheme == b"https":
-                    stream = trio.SSLStream(
-                        tcp, ssl_context, server_hostname=hostname, https_compatible=True
-                    )
-                    await stream.do_handshake()
-                    raw = None
-                return cls(stream, tcp.socket, raw, deadlines)
-            except _IO_ERRORS as exc:
-                if stream is not None:
-                    await trio.aclose_forcefully(stream)
-                raise httpx.ConnectError(_describe(exc)) from exc
-        if stream is not None:
-            await trio.aclose_forcefully(stream)
-        raise httpx.ConnectTimeout(f"no connection to {hostname}:{port} within {within} s")
-
-    async def send(self, data: bytes, within: float) -> None:
-        raw = self.raw
-        if raw is not None:  # a request fits the socket's buffer: no trip through the scheduler
-            try:
-                sent = raw.send(data)
-            except BlockingIOError:
-                sent = 0
-            except OSError as exc:
-                raise httpx.WriteError(_describe(exc)) from exc
-            if sent == len(data):
-                return
-            data = data[sent:]
-        with trio.move_on_after(within):
-            try:
-                await self.stream.send_all(data)
-            except _IO_ERRORS as exc:
-                raise httpx.WriteError(_describe(exc)) from exc
-            return
-        raise httpx.WriteTimeout("the request could not be sent in time")
-
-    async def receive(self, within: float) -> bytes:
-        """Some bytes; ``b""`` when the server closed its side.
-
-        Nothing for ``within`` seconds is ``httpx.ReadTimeout``: the read's
-        deadline is kept by ``_ReadDeadlines``, not by a cancel scope. A read
-        woken with bytes at the moment of its deadline returns them; the next
-        one fails, since the socket was notified closing.
-        """
-        if self.timed_out:
-            raise httpx.ReadTimeout(_SILENT)
-        deadlines = self.deadlines
-        deadlines.add(self, trio.current_time() + within)
-        try:
-            raw = self.raw
-            if raw is None:
-                return await self._receive_from_stream()
-            while True:
-                try:
-                    await trio.lowlevel.wait_readable(raw)
-                except trio.ClosedResourceError as exc:
-                    raise self._read_error(exc) from None
-                try:
-                    data = raw.recv(_READ_SIZE)
-                except BlockingIOError:
-                    continue  # woken, yet nothing to read after all
-                except OSError as exc:
-                    raise httpx.ReadError(_describe(exc)) from exc
-                self.received += len(data)
-                return data
-        finally:
-            deadlines.discard(self)
-
-    async def _receive_from_stream(self) -> bytes:
-        try:
-            data = await self.stream.receive_some(_READ_SIZE)
-        except _IO_ERRORS as exc:
-            raise self._read_error(exc) from None
-        if type(data) is not bytes:  # TLS gives a bytearray
-            data = bytes(data)
-        self.received += len(data)
-        return data
-
-    def _read_error(self, exc: BaseException) -> httpx.TransportError:
-        if self.timed_out:
-            return httpx.ReadTimeout(_SILENT)
-        error = httpx.ReadError(_describe(exc))
-        error.__cause__ = exc
-        return error
-
-    async def read_head(self, within: float) -> tuple[ResponseHead, bytes]:
-        """The response head, and the body bytes that came with it."""
-        data = b""
-        while True:
-            more = await self.receive(within)
-            if not more:
-                raise httpx.RemoteProtocolError("the server closed the connection, no response")
-            data += more
-            try:
-                parsed = parse_response_head(data)
-            except ProtocolError as exc:
-                raise httpx.RemoteProtocolError(str(exc)) from exc
-            if parsed is not None:
-                return parsed
-
-    async def close(self) -> None:
-        with trio.CancelScope(shield=True), contextlib.suppress(*_IO_ERRORS):
-            await trio.aclose_forcefully(self.stream)
-
-    def close_now(self) -> None:
-        """Close without waiting (no TLS goodbye): for idle connections found dead or old."""
-        self.socket.close()
-
-
-class _ReadDeadlines:
-    """The read timeout of every connection of a pool that is waiting for bytes.
-
-    A cancel scope with a deadline around each wait cost 5-7 us a read
-    (its entry in trio's deadline heap, its status object, its exit): a
-    tenth of a token's CPU at 200 streams. Here a waiting read is an entry
-    in a dict, and one task sleeps until the earliest deadline; a read
-    still waiting then is woken by ``notify_closing`` on its socket
-    (``ClosedResourceError`` in the read, which reports ``ReadTimeout``),
-    and its connection is closed, as ``notify_closing`` requires.
-
-    The task is a trio system task, started by the first read; it sleeps
-    while nothing is waiting and ends with the trio run (a pool serves one
-    run, as its connections do).
-    """
-
-    __slots__ = ("_idle", "_sleep", "_started", "_target", "_waiting")
-
-    def __init__(self) -> None:
-        self._waiting: dict[_Connection, float] = {}
-        self._started = False
-        self._idle: trio.Event | None = None  # set by add() while the task waits for work
-        self._sleep: trio.CancelScope | None = None  # the task's sleep until ``_target``
-        self._target = math.inf
-
-    def add(self, connection: _Connection, deadline: float) -> None:
-        self._waiting[connection] = deadline
-        if not self._started:
-            self._started = True
-            trio.lowlevel.spawn_system_task(self._run, name="pichat.ai-read-deadlines")
-        elif self._idle is not None:
-            self._idle.set()
-        elif deadline < self._target and self._sleep is not None:
-            self._sleep.cancel()  # sooner than the task is sleeping for
-
-    def discard(self, connection: _Connection) -> None:
-        self._waiting.pop(connection, None)
-
-    async def _run(self) -> None:
-        waiting = self._waiting
-        while True:
-            if not waiting:
-                self._idle = trio.Event()
-                await self._idle.wait()
-                self._idle = None
-                continue
-            self._target = min(waiting.values())
-            with trio.CancelScope() as self._sleep:
-                await trio.sleep_until(self._target)
-            self._sleep = None
-            now = trio.current_time()
-            for connection, deadline in list(waiting.items()):
-                if deadline <= now:
-                    del waiting[connection]
-                    connection.timed_out = True
-                    trio.lowlevel.notify_closing(connection.socket)
 
 
 class _ResponseStream(httpx.AsyncByteStream):
@@ -479,8 +301,8 @@ class _ResponseStream(httpx.AsyncByteStream):
     def __init__(
         self,
         transport: KeepAliveTransport,
-        origin: _Origin,
-        connection: _Connection,
+        origin: Origin,
+        connection: Connection,
         reader: BodyReader,
         first: bytes,
         timeout: float,
@@ -523,64 +345,7 @@ class _ResponseStream(httpx.AsyncByteStream):
         await self._transport._release(self._origin, self._connection, reusable)
 
 
-class _Addresses:
-    """Name lookups kept for ``ttl`` seconds, one lookup at a time per name.
-
-    A name is looked up in a worker thread (``getaddrinfo`` blocks): without
-    this, 200 streams opening together made 200 thread hops for the same
-    answer, queued behind each other and the database's threads.
-    """
-
-    def __init__(self, ttl: float = 60.0) -> None:
-        self._ttl = ttl
-        self._known: dict[tuple[str, int], tuple[float, list[Any]]] = {}
-        self._asking: dict[tuple[str, int], trio.Event] = {}
-
-    async def lookup(self, hostname: str, port: int) -> list[Any]:
-        key = (hostname, port)
-        while True:
-            known = self._known.get(key)
-            if known is not None and known[0] > trio.current_time():
-                return known[1]
-            asking = self._asking.get(key)
-            if asking is None:
-                break
-            await asking.wait()  # then the answer is known, or that lookup failed
-        self._asking[key] = asking = trio.Event()
-        try:
-            found = await trio.socket.getaddrinfo(hostname, port, type=socket.SOCK_STREAM)
-            self._known[key] = (trio.current_time() + self._ttl, found)
-            return found
-        finally:
-            del self._asking[key]
-            asking.set()
-
-
-async def _open_tcp(
-    hostname: str, port: int, names: _Addresses
-) -> tuple[trio.SocketStream, socket.socket | None]:
-    """A TCP connection, and its socket when we made it ourselves.
-
-    trio's happy eyeballs only when the name has several addresses:
-    ``trio.open_tcp_stream`` runs a nursery and a task per attempt even for a
-    single address, several trips through the scheduler per connection,
-    which a burst of new streams pays in time to first token.
-    """
-    addresses = await names.lookup(hostname, port)
-    if len(addresses) != 1:
-        return await trio.open_tcp_stream(hostname, port), None
-    family, kind, protocol, _, address = addresses[0]
-    raw = socket.socket(family, kind, protocol)
-    sock = trio.socket.from_stdlib_socket(raw)  # the same socket, made non-blocking
-    try:
-        await sock.connect(address)
-    except BaseException:
-        sock.close()
-        raise
-    return trio.SocketStream(sock), raw
-
-
-def _origin(url: httpx.URL) -> _Origin:
+def _origin(url: httpx.URL) -> Origin:
     if url.raw_scheme not in _DEFAULT_PORTS:
         raise httpx.UnsupportedProtocol(f"unsupported URL scheme {url.scheme!r}")
     return (url.raw_scheme, url.raw_host, url.port or _DEFAULT_PORTS[url.raw_scheme])
@@ -601,9 +366,3 @@ def body_chunks(response: httpx.Response) -> AsyncIterator[bytes]:
 def _seconds(timeout: Any) -> float:
     """An httpx timeout value as a trio one: None means no limit."""
     return math.inf if timeout is None else float(timeout)
-
-
-def _describe(exc: BaseException) -> str:
-    """The error for a message: trio's ``BrokenResourceError`` hides the OS or TLS error."""
-    cause = exc.__cause__ if isinstance(exc, trio.BrokenResourceError) and exc.__cause__ else exc
-    return f"{type(cause).__name__}: {cause}"
