@@ -48,15 +48,14 @@ from typing import Any
 import trio
 
 from pichat_trio.fakes.azure_openai import (
-    _MARKER,
-    _MAX_BODY,
     Behaviour,
     FakeAzureOpenAI,
     RecordedRequest,
-    _ChunkWriter,
-    _last_user_text,
     stream_headers,
 )
+from pichat_trio.fakes.azure_openai.http import MAX_BODY
+from pichat_trio.fakes.azure_openai.markers import MARKER, last_user_text
+from pichat_trio.fakes.azure_openai.wire import ChunkWriter
 from pichat_trio.gc_tuning import tune_for_serving
 
 _TAG = re.compile(r"bench:(\S+)")
@@ -127,7 +126,7 @@ class _Socket:
         length = headers.get("content-length", "0")
         if (
             not length.isdigit()
-            or int(length) > _MAX_BODY
+            or int(length) > MAX_BODY
             or "transfer-encoding" in headers
             or "expect" in headers
             or headers.get("connection", "").lower() == "close"
@@ -315,8 +314,8 @@ class BenchUpstream(FakeAzureOpenAI):
         a failure, which the fake's own path gives (and counts)."""
         if self._failures or self._check(record, headers, query, body) is not None:
             return None
-        text = _last_user_text(record.messages)
-        if any(name.isdigit() for name, _ in _MARKER.findall(text)):
+        text = last_user_text(record.messages)
+        if any(name.isdigit() for name, _ in MARKER.findall(text)):
             return None
         behaviour = self._behaviour_for(record)
         failures = (
@@ -332,7 +331,7 @@ class BenchUpstream(FakeAzureOpenAI):
 
     async def _answer(self, sock: _Socket, record: RecordedRequest, behaviour: Behaviour) -> None:
         """Stream the answer; ``_Hangup`` (recorded) if the client goes first."""
-        chunks = _ChunkWriter(record.index, self.model_name, azure=record.route == "azure")
+        chunks = ChunkWriter(record.index, self.model_name, azure=record.route == "azure")
         token = self.token
 
         def body(i: int) -> bytes:
@@ -366,7 +365,7 @@ class BenchUpstream(FakeAzureOpenAI):
         off = self.offset
         rows = []
         for r in self.requests:
-            match = _TAG.search(_last_user_text(r.messages))
+            match = _TAG.search(last_user_text(r.messages))
             rows.append(
                 {
                     "tag": match.group(1) if match else None,
