@@ -91,6 +91,12 @@ def test_database_calls() -> None:
         assert f"{call}, one request per call:" in out and f"{call}, 5 in one call:" in out
 
 
+def test_database_threads() -> None:
+    out = _script("db_threads.py", "--calls", "3", "--busy", "2")
+    for way in ("run_sync", "Database.run", "Database.start_soon"):
+        assert f"{way}, thread start: median" in out and f"{way}, result back in trio:" in out
+
+
 def test_memory_per_idle_connection() -> None:
     out = _script("conn_memory.py", "--connections", "20")
     assert "B per connection (20 idle connections)" in out
