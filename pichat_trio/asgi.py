@@ -10,21 +10,20 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
-from wsproto.events import Ping
 
 from .app import App
 from .log_context import bind_connection
+from .transport import hypercorn_fast
+from .transport.asgi_sink import AsgiSink
 from .transport.auth import origin_allowed, token_from
 from .transport.forwarded import TrustedProxies
 from .transport.handshakes import client_address
 from .transport.metrics_endpoint import metrics_response
+from .transport.sink import FrameSink
 from .web import respond as respond_web
-
-if TYPE_CHECKING:
-    from .transport.direct_frames import DirectFrames
 
 __all__ = ["AsgiApp"]
 
@@ -40,42 +39,23 @@ _REFUSALS = {401: "token", 403: "origin", 404: "path", 429: "limit", 503: "drain
 
 
 class AsgiApp:
-    def __init__(self, app: App, *, app_pings: bool = False, direct_frames: bool = False) -> None:
+    def __init__(self, app: App, *, fast: bool = False) -> None:
         self.app = app
-        self.app_pings = app_pings
-        """The app's heartbeat pings (through hypercorn's stream), not hypercorn's own."""
+        self.fast = fast
+        """Each WebSocket's frames through ``hypercorn_fast`` (checked at start-up, and
+        the app sends the pings), else through the public ``AsgiSink``."""
         self.proxies = TrustedProxies(app.settings.forwarded_allow_ips)
-        self._direct_frames_for: Callable[[Send], DirectFrames | None] | None = None
-        """Text frames written straight to hypercorn's socket when it can (``fast_paths``)."""
-        self._watch_closing: Callable[[Send, Callable[[], None]], bool] | None = None
-        """Closes hypercorn leaves unfinished, finished (``closing.py``): on a tested release."""
-        if direct_frames:  # a hypercorn release whose internals were tested
-            from .transport.closing import watch_closing
-            from .transport.direct_frames import DirectFrames
 
-            self._direct_frames_for = DirectFrames.for_send
-            self._watch_closing = watch_closing
+    @property
+    def app_pings(self) -> bool:
+        """The app's heartbeat pings every connection, not the server by itself."""
+        return self.fast
 
-    def ping_for(self, send: Send) -> Callable[[], Awaitable[None]] | None:
-        """A WebSocket ping on this connection, when the app sends the pings.
-
-        ASGI has no ping message: the ping goes through hypercorn's stream,
-        whose ``app_send`` is the ``send`` given to us (``fast_paths`` checks
-        at start-up that the hook exists, else hypercorn pings by itself).
-        """
-        if not self.app_pings:
-            return None
-        stream = getattr(send, "__self__", None)
-        emit = getattr(stream, "_send_wsproto_event", None)
-        if stream is None or emit is None:  # hypercorn's own pings are off: say so, loudly
-            log.error("cannot ping this WebSocket: its send is not hypercorn's stream")
-            return None
-
-        async def ping() -> None:
-            if not stream.closed:  # hypercorn's own sends check this; this one bypasses them
-                await emit(Ping())
-
-        return ping
+    def sink_for(self, send: Send, on_close: Callable[[], None]) -> FrameSink:
+        """The sink of a WebSocket just accepted through ``send``."""
+        if self.fast:
+            return hypercorn_fast.sink_for(send, on_close)
+        return AsgiSink(send)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         kind = scope["type"]
@@ -140,10 +120,7 @@ class AsgiApp:
         self.app.opened(connection)
         try:
             await send({"type": "websocket.accept"})
-            if self._watch_closing is not None:
-                self._watch_closing(send, connection.closing)
-            frames = self._direct_frames_for(send) if self._direct_frames_for else None
-            await connection.run(receive, send, self.ping_for(send), frames)
+            await connection.run(receive, self.sink_for(send, connection.closing))
         finally:
             self.app.closed(connection)
             if connection.outbox.stuck:

@@ -11,7 +11,7 @@ extra). What goes there:
 - request traces: a server span per HTTP request (OpenTelemetry's ASGI
   middleware) and one per WebSocket connection, from handshake to close.
   The middleware wraps ``send``, which would take WebSockets off their
-  fast path (``transport/direct_frames.py``), so WebSockets get a span of
+  fast path (``transport/hypercorn_fast.py``), so WebSockets get a span of
   our own instead.
 
 Logs are not sent: they go to stdout as JSON lines, which App Service keeps

@@ -24,7 +24,7 @@ from .asgi import AsgiApp
 from .settings import Settings
 from .startup import log_start
 from .transport.heartbeat import Heartbeat
-from .transport.hypercorn_support import fast_paths
+from .transport.hypercorn_fast import fast_path
 
 __all__ = ["hypercorn_config", "serve", "wait_for_signal"]
 
@@ -79,10 +79,10 @@ async def serve(
                 await shutdown_trigger()
             await app.drain(settings.shutdown_grace)
 
-        paths = fast_paths()
-        app_pings = paths.app_pings  # else hypercorn pings each connection itself
+        fast = settings.frame_sink == "fast" and fast_path()
+        app_pings = fast  # else hypercorn pings each connection itself
 
-        asgi_app: Any = AsgiApp(app, app_pings=app_pings, direct_frames=paths.direct_frames)
+        asgi_app: Any = AsgiApp(app, fast=fast)
         if settings.applicationinsights_connection_string:
             from .azure_monitor import start_azure_monitor
 

@@ -18,6 +18,7 @@ __all__ = [
     "SettingsError",
     "check_tls",
     "checked_url",
+    "choice_value",
     "database_options",
     "env_file_values",
     "float_value",
@@ -162,6 +163,13 @@ def listen_port(source: Mapping[str, str]) -> int:
         if source.get(name, "").strip():
             return int_value(name, source[name].strip(), 0, 65535)
     return int(KNOWN["SERVER_PORT"].default)
+
+
+def choice_value(name: str, raw: str, choices: tuple[str, ...]) -> str:
+    chosen = raw.strip().lower()
+    if chosen not in choices:
+        raise SettingsError(f"{name}={raw!r}: expected {' or '.join(choices)}")
+    return chosen
 
 
 def log_format(raw: str, environment: str) -> str:

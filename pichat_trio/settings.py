@@ -20,6 +20,7 @@ from .limits import Limits
 from .setting_values import (
     SettingsError,
     check_tls,
+    choice_value,
     database_options,
     env_file_values,
     float_value,
@@ -108,6 +109,7 @@ class Settings:
     outbox_stall_seconds: float = 30.0
     checkpoint_seconds: float = 1.0
     frame_seconds: float = 0.0
+    frame_sink: str = "fast"
     shutdown_grace: float = 10.0
     log_level: str = "INFO"
     log_format: str = "text"
@@ -270,6 +272,7 @@ def load_settings(
             "CHECKPOINT_SECONDS", get("CHECKPOINT_SECONDS"), 0.01, 60
         ),
         "frame_seconds": float_value("FRAME_SECONDS", get("FRAME_SECONDS"), 0, 1),
+        "frame_sink": choice_value("FRAME_SINK", get("FRAME_SINK"), ("fast", "public")),
         "shutdown_grace": float_value("SHUTDOWN_GRACE", get("SHUTDOWN_GRACE"), 0, 3600),
         "log_level": level,
         "log_format": log_format(get("LOG_FORMAT"), environment),

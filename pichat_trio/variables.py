@@ -148,6 +148,11 @@ VARIABLES: tuple[Variable, ...] = (
         "0",
         "shortest time between two token frames to one connection (0: a frame per token)",
     ),
+    Variable(
+        "FRAME_SINK",
+        "fast",
+        "`fast`: frames written to hypercorn's socket on a tested release; `public`: ASGI only",
+    ),
     Variable("SHUTDOWN_GRACE", "10", "seconds in-flight answers may finish at shutdown"),
     Variable("LOG_LEVEL", "INFO", "DEBUG, INFO, WARNING or ERROR"),
     Variable("LOG_FORMAT", "", "`json` or `text`; empty: json in production, text in development"),

@@ -17,7 +17,7 @@ Two gaps in hypercorn's WebSocket stream (``hypercorn/protocol/ws_stream.py``,
   told; it waits for the peer's close frame, and a peer that never sends
   one keeps the slot until the read timeout (a minute).
 
-``watch_closing`` fixes both by wrapping the WebSocket's wsproto
+``FinishingClose`` fixes both by wrapping the WebSocket's wsproto
 connection, which hypercorn drives (``state``, ``receive_data``,
 ``events``, ``send``). After a protocol error the wrapper reports
 ``REMOTE_CLOSING`` until the close frame is out, so hypercorn sends it with
@@ -28,33 +28,29 @@ the server starts (hypercorn's 1009, or our own close) calls ``on_close``,
 which gives the peer ``CLOSE_TIMEOUT`` to answer (``Connection.closing``);
 the app then returns and hypercorn drops the TCP connection.
 
-Only a hypercorn WebSocket stream whose connection is wsproto's is wrapped;
-elsewhere ``watch_closing`` returns False and nothing changes. ``asgi.py``
-calls it only on a hypercorn release in ``hypercorn_support.TESTED``, as
-it does the other code that leans on hypercorn's internals.
+This module knows only wsproto. Putting the wrapper in place leans on
+hypercorn's internals (its stream's ``connection``), so that is done by
+``hypercorn_fast`` alone, on a hypercorn release it was tested on, for a
+stream whose connection is wsproto's; elsewhere nothing changes.
 """
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
 
-from hypercorn.protocol.ws_stream import WSStream
 from wsproto.connection import Connection as WSProtoConnection
 from wsproto.connection import ConnectionState
 from wsproto.events import CloseConnection, Event
 from wsproto.utilities import LocalProtocolError
 
-__all__ = ["watch_closing"]
-
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+__all__ = ["FinishingClose"]
 
 _OPEN = ConnectionState.OPEN
 _REASONS = {1002: "protocol error", 1007: "invalid UTF-8 in a text frame"}
 """Close reasons for the peer: short and fixed (wsproto's own are parser messages)."""
 
 
-class _FinishingClose:
+class FinishingClose:
     """A wsproto connection whose protocol errors and local closes are finished."""
 
     __slots__ = ("_failure", "_inner", "_on_close")
@@ -95,20 +91,3 @@ class _FinishingClose:
         ):
             self._on_close()  # a close we started: the peer's answer is now awaited
         return data
-
-
-def watch_closing(send: Send, on_close: Callable[[], None]) -> bool:
-    """Finish the closes of the WebSocket behind ASGI ``send`` (see above).
-
-    Call it once the WebSocket is accepted. ``on_close`` is called when a
-    close frame the server started goes out. False where ``send`` is not a
-    hypercorn WebSocket stream over wsproto.
-    """
-    ws = getattr(send, "__self__", None)
-    if not isinstance(ws, WSStream):
-        return False
-    inner = getattr(ws, "connection", None)
-    if type(inner) is not WSProtoConnection:
-        return False
-    ws.connection = _FinishingClose(inner, on_close)  # type: ignore[assignment]
-    return True

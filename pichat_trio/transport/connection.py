@@ -9,12 +9,12 @@ send: the first frame into an empty outbox starts it, and it ends once the
 outbox is empty, no stream is flowing to this connection and none of its
 own requests is running. An idle connection (most of them, on a server
 with thousands of devices) so holds one task, the reader, instead of two;
-a streaming one keeps its writer between tokens. Keepalive pings come from
-the one heartbeat task (``heartbeat.py``) through the writer; the dead-peer
-deadline is hypercorn's ``read_timeout``. Text frames go straight to the
-socket where hypercorn's layout allows it (``direct_frames.py``): written
-by their producer when nothing is queued, so a client that keeps up never
-needs the writer at all.
+a streaming one keeps its writer between tokens. Frames go out through the
+connection's ``FrameSink`` (``sink.py``), which may send a frame in its
+producer's step when nothing is queued, so a client that keeps up never
+needs the writer at all. Keepalive pings come from the one heartbeat task
+(``heartbeat.py``) through the writer, where the sink leaves pings to the
+app; the dead-peer deadline is the server's ``read_timeout``.
 """
 
 from __future__ import annotations
@@ -22,8 +22,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from functools import partial
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import trio
 
@@ -33,22 +32,16 @@ from ..models import User
 from ..ports import Hub
 from ..protocol.errors import error_frame, error_frame_for
 from ..protocol.router import Router
-from .frames import send_by_asgi
-from .outbox import PING, Outbox
+from .outbox import FLUSH, PING, Outbox
 from .pacer import FramePacer
 from .rate import FrameBudget, TokenBucket
-
-if TYPE_CHECKING:  # imported only on a hypercorn it was tested on (hypercorn_support)
-    from .direct_frames import DirectFrames
+from .sink import FrameSink
 
 __all__ = ["Connection", "ConnectionLimits"]
 
 log = logging.getLogger(__name__)
 
 Receive = Callable[[], Awaitable[dict[str, Any]]]
-Send = Callable[[dict[str, Any]], Awaitable[None]]
-Ping = Callable[[], Awaitable[None]]
-SendText = Callable[[Texts], Awaitable[None]]
 
 
 class ConnectionLimits:
@@ -98,11 +91,8 @@ class Connection:
         "_limits",
         "_nursery",
         "_outbox",
-        "_ping",
         "_router",
-        "_send",
-        "_send_rest",
-        "_send_text",
+        "_sink",
         "_tasks",
         "_user_bucket",
         "_writing",
@@ -136,10 +126,7 @@ class Connection:
         self._budget = FrameBudget(limits.rate, limits.burst, limits.grace)
         self._user_bucket = user_bucket  # shared by the user's connections (user_limits.py)
         self._nursery: trio.Nursery | None = None
-        self._send: Send | None = None
-        self._send_text: SendText | None = None
-        self._send_rest: Callable[[bytes], Awaitable[None]] | None = None
-        self._ping: Ping | None = None
+        self._sink: FrameSink | None = None
         self._writing = False
         self._tasks = 0
         self._close_code: int | None = None
@@ -155,7 +142,7 @@ class Connection:
 
     def ping(self) -> None:
         """Queue a keepalive ping (the heartbeat's call); a no-op where the server pings."""
-        if self._ping is not None:
+        if self._sink is not None and self._sink.app_pings:
             self._outbox.put(PING)
 
     def check_capacity(self) -> None:
@@ -195,30 +182,16 @@ class Connection:
 
     # ---------------------------------------------------------- running
 
-    async def run(
-        self,
-        receive: Receive,
-        send: Send,
-        ping: Ping | None = None,
-        direct: DirectFrames | None = None,
-    ) -> None:
+    async def run(self, receive: Receive, sink: FrameSink) -> None:
         """Serve until the peer goes, the server closes us, or we give up on the peer.
 
-        ``ping`` sends a WebSocket ping; given, the heartbeat's pings go
-        through it (and one at once), otherwise the server pings by itself.
-        ``direct`` writes text frames a faster way than ASGI's ``send``
-        (``direct_frames.py``), at once from their producer unless frame
-        pacing is on; without it, frames go through ``send``.
+        Frames go to ``sink``; it is offered each frame in its producer's
+        step unless frame pacing is on. Where it leaves pings to the app,
+        the heartbeat's pings go through it (and one at once).
         """
-        self._send = send
-        if direct is not None:
-            self._send_text = direct.send_text
-            self._send_rest = direct.send_rest
-            if self._limits.pacer is None:
-                self._outbox.write_now = direct.write_now
-        else:
-            self._send_text = partial(send_by_asgi, send)
-        self._ping = ping
+        self._sink = sink
+        if self._limits.pacer is None:
+            self._outbox.sink = sink
         self.ping()
         async with self._hub.subscribe(self.user.id, self), trio.open_nursery() as nursery:
             self._nursery = nursery
@@ -307,9 +280,8 @@ class Connection:
 
     async def _write(self) -> None:
         outbox = self._outbox
-        send = self._send
-        send_text = self._send_text
-        assert send is not None and send_text is not None
+        sink = self._sink
+        assert sink is not None
         try:
             while True:
                 text = outbox.pop()
@@ -324,16 +296,14 @@ class Connection:
                 if isinstance(text, str | tuple):
                     if outbox.streaming:  # pacing counts token frames only
                         outbox.last_sent = now
-                    await send_text(text)
-                elif isinstance(text, bytes):  # the rest of a frame begun by write_now
-                    assert self._send_rest is not None
-                    await self._send_rest(text)
+                    await sink.send(text)
+                elif text is FLUSH:  # the rest of a frame the sink began
+                    await sink.flush()
                 else:  # PING
-                    assert self._ping is not None
-                    await self._ping()
+                    await sink.ping()
                 outbox.sending_since = None
         finally:
             self._writing = False
         if self._close_code is not None and not outbox.stuck:
-            await send({"type": "websocket.close", "code": self._close_code})
+            await sink.close(self._close_code)
             self.closing()

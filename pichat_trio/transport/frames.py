@@ -1,21 +1,16 @@
-"""WebSocket text frames as bytes, and frames sent through ASGI's ``send``.
+"""WebSocket text frames as bytes (RFC 6455 5.2), unmasked, as a server sends them.
 
-Plain helpers of the transport, with no tie to any server's internals:
-``direct_frames`` writes the bytes of ``text_frames`` straight to the
-socket, and every connection falls back to ``send_by_asgi``.
+A plain helper with no tie to any server: ``hypercorn_fast`` writes these
+bytes straight to the socket.
 """
 
 from __future__ import annotations
 
 import struct
-from collections.abc import Awaitable, Callable
-from typing import Any
 
 from ..events import Texts
 
-__all__ = ["send_by_asgi", "text_frame", "text_frames"]
-
-Send = Callable[[dict[str, Any]], Awaitable[None]]
+__all__ = ["text_frame", "text_frames"]
 
 _SHORT = struct.Struct("!BB")
 _MEDIUM = struct.Struct("!BBH")
@@ -39,9 +34,3 @@ def text_frames(texts: Texts) -> bytes:
     if isinstance(texts, str):
         return text_frame(texts)
     return b"".join(map(text_frame, texts))
-
-
-async def send_by_asgi(send: Send, texts: Texts) -> None:
-    """``texts``' frame (or frames, in order) through ASGI's ``send``, one message each."""
-    for text in (texts,) if isinstance(texts, str) else texts:
-        await send({"type": "websocket.send", "text": text})

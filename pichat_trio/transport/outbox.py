@@ -16,9 +16,10 @@ then calls ``on_stuck`` (which closes the connection) and drops what it
 holds, rather than buffering further.
 
 When nothing is queued and nothing is being sent, a frame is first offered
-to ``write_now`` (``DirectFrames.write_now``): written in the producer's
-step, it never reaches the queue or the writer. What the socket leaves of a
-frame is queued as bytes, ahead of everything after it. A token frame that
+to the connection's sink (``FrameSink.try_send``): sent in the producer's
+step, it never reaches the queue or the writer. When the sink is left
+owing the rest of a frame, a ``FLUSH`` is queued for the writer, ahead of
+everything after it. A token frame that
 follows the last one of its message within ``MERGE_SECONDS`` is queued
 instead, for the writer, and what follows merges into it: tokens that come
 in a burst (read together from upstream, or late because the server is
@@ -34,8 +35,10 @@ import trio
 
 from ..events import Texts, TokenFrame
 from .pacer import FramePacer
+from .sink import FrameSink
+from .wakeup import Wakeup
 
-__all__ = ["MERGE_SECONDS", "PING", "Outbox"]
+__all__ = ["FLUSH", "MERGE_SECONDS", "PING", "Outbox"]
 
 MERGE_SECONDS = 0.002
 """Token frames of one message closer together than this merge (see above)."""
@@ -70,12 +73,24 @@ class _Ping:
 PING = _Ping()
 
 
+class _Flush:
+    """The outbox item that makes the writer finish a frame the sink began."""
+
+    __slots__ = ()
+
+    def __repr__(self) -> str:
+        return "FLUSH"
+
+
+FLUSH = _Flush()
+
+
 class Outbox:
     """Frames waiting for one connection's writer.
 
     Kept small for the thousands of connections that sit idle: the queue is
-    made on the first frame, and a single waiting writer is parked directly
-    on the trio scheduler instead of in a ``ParkingLot``.
+    made on the first frame, and the writer waits in a ``Wakeup`` (why not
+    a memory channel: ``wakeup.py``), made on its first wait.
     """
 
     __slots__ = (
@@ -93,10 +108,10 @@ class Outbox:
         "max_frames",
         "merged",
         "sending_since",
+        "sink",
         "stall_seconds",
         "streaming",
         "stuck",
-        "write_now",
     )
 
     def __init__(
@@ -121,12 +136,12 @@ class Outbox:
         self._last_message: str | None = None  # of the last token frame taken
         self._on_stuck = on_stuck
         self._on_frame = on_frame  # a frame arrived and no writer waits: start one
-        self._frames: deque[Texts | bytes | _Pending | _Ping] | None = None
+        self._frames: deque[Texts | _Pending | _Ping | _Flush] | None = None
         self._pending: dict[str, _Pending] | None = None  # by message id: its queued frame
-        self._waiter: trio.lowlevel.Task | None = None
+        self._waiter: Wakeup | None = None
         self._closed = False
-        self.write_now: Callable[[Texts], bytes | None] | None = None
-        """Writes a frame at once if it can; see the module docstring."""
+        self.sink: FrameSink | None = None
+        """Offered a frame first when nothing waits; see the module docstring."""
 
     def __len__(self) -> int:
         return len(self._frames) if self._frames else 0
@@ -161,27 +176,26 @@ class Outbox:
         ):
             self._give_up()
             return
-        write_now = self.write_now
-        if write_now is not None and not frames and self.sending_since is None:
+        sink = self.sink
+        if sink is not None and not frames and self.sending_since is None:
             if type(item) is TokenFrame:
                 now = trio.current_time()
                 if now - self.last_sent < MERGE_SECONDS and item.message_id == self._last_message:
-                    rest = None  # a burst: the writer sends it, merged with what follows
+                    sent = False  # a burst: the writer sends it, merged with what follows
                 else:
-                    rest = write_now(item.text)
+                    sent = sink.try_send(item.text)
                     self.last_sent = now
                     self._last_message = item.message_id
                 self.streaming = True
             elif isinstance(item, str | tuple):
-                rest = write_now(item)
+                sent = sink.try_send(item)
                 self.streaming = False
             else:
-                rest = None
-            if rest == b"":
-                return
-            if rest is not None:
-                frames.append(rest)  # the rest of the frame just begun: it goes first
-                self._wake()
+                sent = False
+            if sent:
+                if sink.owed:
+                    frames.append(FLUSH)  # the rest of the frame just begun: it goes first
+                    self._wake()
                 return
         if type(item) is TokenFrame:
             queued = _Pending(item)
@@ -195,6 +209,7 @@ class Outbox:
         if (
             pacer is not None
             and self._waiter is not None
+            and self._waiter.waiting
             and type(item) is TokenFrame
             and item.message_id == self._last_message
             and trio.current_time() - self.last_sent < pacer.interval
@@ -214,17 +229,16 @@ class Outbox:
         return True
 
     def _wake(self) -> None:
-        if self._waiter is not None:
-            self.nudge()
+        waiter = self._waiter
+        if waiter is not None and waiter.waiting:
+            waiter.wake()
         else:
             self._on_frame()
 
     def nudge(self) -> None:
         """Wake a waiting writer so it can see whether it is still needed."""
-        waiter = self._waiter
-        if waiter is not None:
-            self._waiter = None
-            trio.lowlevel.reschedule(waiter)
+        if self._waiter is not None:
+            self._waiter.wake()
 
     def _give_up(self) -> None:
         self.stuck = True
@@ -243,16 +257,16 @@ class Outbox:
             self._closed = True
             self._wake()
 
-    def pop(self) -> Texts | bytes | _Ping | None:
-        """The next frame's text (or frames' texts, or ``PING``, or the bytes left of
-        frames begun by ``write_now``), or None when nothing is queued."""
+    def pop(self) -> Texts | _Ping | _Flush | None:
+        """The next frame's text (or frames' texts, or ``PING``, or ``FLUSH`` for the
+        rest of a frame the sink began), or None when nothing is queued."""
         if not self._frames:
             return None
         item = self._frames.popleft()
         if isinstance(item, str | tuple | _Ping):
             self.streaming = False
             return item
-        if isinstance(item, bytes):
+        if isinstance(item, _Flush):
             return item
         self.streaming = True
         self._last_message = item.message_id
@@ -266,15 +280,11 @@ class Outbox:
         if self._frames or self._closed:
             await trio.lowlevel.checkpoint()
             return
-        self._waiter = trio.lowlevel.current_task()
+        if self._waiter is None:
+            self._waiter = Wakeup()
+        await self._waiter.wait()
 
-        def abort(_: object) -> trio.lowlevel.Abort:
-            self._waiter = None
-            return trio.lowlevel.Abort.SUCCEEDED
-
-        await trio.lowlevel.wait_task_rescheduled(abort)
-
-    async def get(self) -> Texts | bytes | _Ping | None:
+    async def get(self) -> Texts | _Ping | _Flush | None:
         """The next frame's text (or ``PING``), waiting for one; None once closed and drained."""
         while True:
             text = self.pop()

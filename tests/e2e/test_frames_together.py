@@ -15,7 +15,7 @@ import trio
 from support import collect_stream, open_conversation, run_with_fake_azure
 
 from pichat_trio.fakes.azure_openai import Behaviour, FakeAzureOpenAI
-from pichat_trio.transport import direct_frames
+from pichat_trio.transport import hypercorn_fast
 
 
 def _actions(data: bytes) -> list[str]:
@@ -36,7 +36,7 @@ def _actions(data: bytes) -> list[str]:
 
 
 class _Writes:
-    """Stands in for ``os`` in ``direct_frames``: records each write per descriptor."""
+    """Stands in for ``os`` in ``hypercorn_fast``: records each write per descriptor."""
 
     def __init__(self) -> None:
         self.by_fd: dict[int, list[list[str]]] = {}
@@ -51,7 +51,7 @@ class _Writes:
 async def test_the_frames_around_an_answer_go_out_one_write_per_connection(tmp_path, monkeypatch):
     fake = FakeAzureOpenAI(behaviour=Behaviour(tokens=5, rate=100))
     writes = _Writes()
-    monkeypatch.setattr(direct_frames, "os", writes)
+    monkeypatch.setattr(hypercorn_fast, "os", writes)
     async with (
         run_with_fake_azure(tmp_path, fake, {"FRAME_SECONDS": "0"}) as (server, _),
         server.client() as phone,

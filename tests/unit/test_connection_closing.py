@@ -18,8 +18,34 @@ import trio
 import trio.testing
 
 from pichat_trio.adapters.hub.local import LocalHub
+from pichat_trio.events import Texts
 from pichat_trio.models import User
 from pichat_trio.transport.connection import Connection, ConnectionLimits
+
+
+class PingRecorder:
+    """A ``FrameSink`` that leaves pings to the app and records them; sends nothing."""
+
+    app_pings = True
+    owed = False
+
+    def __init__(self) -> None:
+        self.pings: list[float] = []
+
+    def try_send(self, texts: Texts) -> bool:
+        return True
+
+    async def flush(self) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def send(self, texts: Texts) -> None:
+        await trio.lowlevel.checkpoint()
+
+    async def ping(self) -> None:
+        self.pings.append(trio.current_time())
+
+    async def close(self, code: int, reason: str = "") -> None:
+        await trio.lowlevel.checkpoint()
 
 
 async def test_a_ping_while_the_nursery_closes_is_dropped() -> None:
@@ -29,17 +55,12 @@ async def test_a_ping_while_the_nursery_closes_is_dropped() -> None:
     left = trio.Event()
     in_window = trio.Event()
     release = trio.Event()
-    pings: list[float] = []
+    sink = PingRecorder()
+    pings = sink.pings
 
     async def receive() -> dict[str, Any]:
         await left.wait()
         return {"type": "websocket.disconnect"}
-
-    async def send(message: dict[str, Any]) -> None:
-        pass
-
-    async def ping() -> None:
-        pings.append(trio.current_time())
 
     async def storing_an_interrupted_answer() -> None:
         try:
@@ -50,7 +71,7 @@ async def test_a_ping_while_the_nursery_closes_is_dropped() -> None:
                 await release.wait()
 
     async with trio.open_nursery() as nursery:
-        nursery.start_soon(connection.run, receive, send, ping)
+        nursery.start_soon(connection.run, receive, sink)
         await trio.testing.wait_all_tasks_blocked()
         assert len(pings) == 1  # a new connection is pinged at once
         connection.spawn(storing_an_interrupted_answer)

@@ -1,5 +1,5 @@
-"""Frames written by their producer (``Outbox.write_now``), on a virtual clock: what is
-written at once, what waits for the writer, and what merges."""
+"""Frames sent by their producer (``FrameSink.try_send``), on a virtual clock: what is
+sent at once, what waits for the writer, and what merges."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import trio
 from trio.testing import MockClock
 
 from pichat_trio.events import TokenFrame
-from pichat_trio.transport.outbox import MERGE_SECONDS, PING, Outbox
+from pichat_trio.transport.outbox import FLUSH, MERGE_SECONDS, PING, Outbox
 
 
 def token(text: str, message_id: str = "m1") -> TokenFrame:
@@ -17,23 +17,46 @@ def token(text: str, message_id: str = "m1") -> TokenFrame:
 
 
 class Socket:
-    """Stands in for ``DirectFrames.write_now``: takes ``room`` bytes a call (None: all)."""
+    """The ``try_send`` side of a ``FrameSink``: takes ``room`` bytes a call (None: all);
+    what it leaves is ``owed`` until ``flush``."""
+
+    app_pings = True
 
     def __init__(self) -> None:
         self.written: list[str] = []
         self.room: int | None = None
         self.refuse = False
         self.wakes = 0
+        self.rest = b""
 
-    def write_now(self, text: str) -> bytes | None:
-        if self.refuse:
-            return None
-        data = text.encode()
+    @property
+    def owed(self) -> bool:
+        return bool(self.rest)
+
+    def try_send(self, texts: object) -> bool:
+        assert isinstance(texts, str)
+        if self.refuse or self.rest:
+            return False
+        data = texts.encode()
         if self.room is None or self.room >= len(data):
-            self.written.append(text)
-            return b""
+            self.written.append(texts)
+            return True
         self.written.append(data[: self.room].decode())
-        return data[self.room :]
+        self.rest = data[self.room :]
+        return True
+
+    async def flush(self) -> None:
+        self.written.append(self.rest.decode())
+        self.rest = b""
+
+    async def send(self, texts: object) -> None:
+        raise AssertionError("the writer's work, not in these tests")
+
+    async def ping(self) -> None:
+        raise AssertionError("the writer's work, not in these tests")
+
+    async def close(self, code: int, reason: str = "") -> None:
+        raise AssertionError("the writer's work, not in these tests")
 
 
 def outbox_on(socket: Socket) -> Outbox:
@@ -41,7 +64,7 @@ def outbox_on(socket: Socket) -> Outbox:
         socket.wakes += 1
 
     outbox = Outbox("conn", on_frame=woken)
-    outbox.write_now = socket.write_now
+    outbox.sink = socket
     return outbox
 
 
@@ -99,8 +122,10 @@ async def test_the_rest_of_a_frame_goes_before_anything_else(autojump_clock: Moc
     socket.room = None
     outbox.put("next")
     assert socket.written == ["01234"]
-    assert outbox.pop() == b"56789" and outbox.pop() == "next"
+    assert outbox.pop() is FLUSH and outbox.pop() == "next"
     assert socket.wakes  # the writer was asked for
+    await socket.flush()
+    assert socket.written == ["01234", "56789"]
 
 
 async def test_nothing_is_written_once_closed(autojump_clock: MockClock) -> None:
