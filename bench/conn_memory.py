@@ -1,6 +1,6 @@
 """Python memory per idle WebSocket connection, by tracemalloc, and where it goes.
 
-    .venv/bin/python bench/conn_memory.py [--connections 1000]
+    .venv/bin/python bench/conn_memory.py [--connections 1000] [--sink public]
 
 Runs the server in this process (SQLite in a temporary directory, echo
 model, pings every 5 s), opens the connections from a ``bench/load.py``
@@ -32,7 +32,7 @@ HERE = Path(__file__).parent
 TOKEN = "bench-token-0123456789abcdef"
 
 
-async def _measure(count: int, tmp: Path) -> None:
+async def _measure(count: int, tmp: Path, sink: str = "fast") -> None:
     settings = load_settings(
         {
             "API_TOKEN": TOKEN,
@@ -42,6 +42,7 @@ async def _measure(count: int, tmp: Path) -> None:
             "AI_PROVIDER": "echo",
             "AUDIO_DIR": str(tmp / "audio"),
             "HEARTBEAT_INTERVAL": "5",
+            "FRAME_SINK": sink,
         },
         env_file=None,
     )
@@ -93,9 +94,10 @@ async def _measure(count: int, tmp: Path) -> None:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--connections", type=int, default=1000)
+    parser.add_argument("--sink", choices=["fast", "public"], default="fast", help="FRAME_SINK")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
-        trio.run(_measure, args.connections, Path(tmp))
+        trio.run(_measure, args.connections, Path(tmp), args.sink)
     return 0
 
 

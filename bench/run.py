@@ -11,6 +11,9 @@ with users made by one ``pichat users add`` call, and load processes
 upstream and the load to core 1, so figures are per server core. Server CPU
 seconds and peak RSS come from ``/proc`` (psutil) while the load runs.
 
+``--sink public`` serves every frame through ASGI's ``send`` alone
+(``FRAME_SINK=public``), so the fast path's gain over it is measured.
+
 ``--compare-url ws://HOST:PORT --compare-tokens FILE`` runs the same
 scenario against another server of the same protocol (FILE: ``NAME TOKEN``
 lines, as ``pichat users add`` prints; ``--compare-pid`` to measure its CPU
@@ -152,6 +155,7 @@ def _server_env(
             "LOG_LEVEL": "WARNING",
             "HEARTBEAT_INTERVAL": str(args.heartbeat),
             "HEARTBEAT_TIMEOUT": str(max(3 * args.heartbeat, 60)),
+            "FRAME_SINK": args.sink,
         }
     )
     for item in args.server_env:
@@ -692,6 +696,12 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--sweep", help="comma-separated user counts (latency vs concurrency)")
     parser.add_argument("--plot", help="write a PNG of latency percentiles vs concurrency")
     parser.add_argument("--json", help="write every figure and run here")
+    parser.add_argument(
+        "--sink",
+        choices=["fast", "public"],
+        default="fast",
+        help="FRAME_SINK of the server: hypercorn's socket directly, or ASGI's send alone",
+    )
     parser.add_argument("--server-env", action="append", default=[], help="KEY=VALUE for serve")
     parser.add_argument("--upstream-port", type=int, default=0, help="port of the fake upstream")
     parser.add_argument("--compare-url", help="also run against this server (ws://host:port)")
