@@ -46,11 +46,6 @@ class AsgiApp:
         the app sends the pings), else through the public ``AsgiSink``."""
         self.proxies = TrustedProxies(app.settings.forwarded_allow_ips)
 
-    @property
-    def app_pings(self) -> bool:
-        """The app's heartbeat pings every connection, not the server by itself."""
-        return self.fast
-
     def sink_for(self, send: Send, on_close: Callable[[], None]) -> FrameSink:
         """The sink of a WebSocket just accepted through ``send``."""
         if self.fast:

@@ -138,5 +138,5 @@ class _Traced:
         else:
             await self._app(scope, receive, send)
 
-    def __getattr__(self, name: str) -> Any:  # app_pings and the like, for the server
+    def __getattr__(self, name: str) -> Any:  # the wrapped app's attributes, for the server
         return getattr(self._app, name)

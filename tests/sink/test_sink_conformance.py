@@ -10,11 +10,12 @@ from __future__ import annotations
 
 import os
 import struct
+from types import SimpleNamespace
 
 import pytest
 import trio
 import trio.testing
-from sink_support import MAX_MESSAGE, SinkServer
+from sink_support import MAX_MESSAGE, SINKS, SinkServer, open_sink_server
 from trio_websocket import ConnectionClosed
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Ping, Request, TextMessage
@@ -22,18 +23,19 @@ from wsproto.events import AcceptConnection, CloseConnection, Ping, Request, Tex
 from pichat_trio.events import Texts
 from pichat_trio.transport import hypercorn_fast
 from pichat_trio.transport.hypercorn_fast import FastSink
+from pichat_trio.transport.sink import FrameSink
 
 GUARD = 20  # seconds: a hang guard, not a speed bound
 
 
-async def send_one(sink: object, texts: Texts) -> bool:
+async def send_one(sink: FrameSink, texts: Texts) -> bool:
     """As a connection sends: offered now first, else sent with backpressure, the rest
     of a frame begun flushed. True when it went in this step."""
-    taken = sink.try_send(texts)  # type: ignore[attr-defined]
+    taken = sink.try_send(texts)
     if not taken:
-        await sink.send(texts)  # type: ignore[attr-defined]
-    elif sink.owed:  # type: ignore[attr-defined]
-        await sink.flush()  # type: ignore[attr-defined]
+        await sink.send(texts)
+    elif sink.owed:
+        await sink.flush()
     return bool(taken)
 
 
@@ -70,7 +72,7 @@ async def test_a_tuple_goes_out_as_consecutive_messages_in_one_write(
         writes.append(data)
         return real_write(fd, data)
 
-    monkeypatch.setattr(hypercorn_fast.os, "write", recording_write)
+    monkeypatch.setattr(hypercorn_fast, "os", SimpleNamespace(write=recording_write))
     async with trio.open_nursery() as nursery:
         ws, _ = await sink_server.client(nursery)
         sink = (await sink_server.accepted()).sink
@@ -128,12 +130,16 @@ async def _raw_client(sink_server: SinkServer) -> tuple[trio.SocketStream, WSCon
             return stream, client
 
 
-async def test_a_keepalive_ping_reaches_the_peer_and_its_pong_the_server(
-    sink_server: SinkServer,
-) -> None:
+@pytest.mark.parametrize("kind", SINKS)
+async def test_a_keepalive_ping_reaches_the_peer_and_its_pong_the_server(kind: str) -> None:
     """Where the sink leaves pings to the app, ``ping`` sends one; elsewhere the
     server sends them by itself. Either way the peer sees pings, and its pongs keep
     the connection open for the frames that follow."""
+    async with open_sink_server(kind, server_pings=True) as sink_server:
+        await _ping_and_pong(sink_server)
+
+
+async def _ping_and_pong(sink_server: SinkServer) -> None:
     with trio.fail_after(GUARD):
         stream, client = await _raw_client(sink_server)
         sink = (await sink_server.accepted()).sink
