@@ -9,7 +9,7 @@ rounds and its change against the first side; a change for the worse beyond
 
     .venv/bin/python bench/before_after.py --rounds 3 \\
         --side before=/tmp/pichat-old --side after=. \\
-        --side "after, public sink=.:--server-env PICHAT_SINK=public"
+        --side "after, public sink=.:--sink public"
 
 A side is ``NAME=DIR`` or ``NAME=DIR:FLAGS`` (FLAGS split like a shell line). The build
 in DIR must have ``.venv`` with the project installed (``make .venv/.installed``).
