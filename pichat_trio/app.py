@@ -22,15 +22,14 @@ from .adapters.speech import open_speech_engine
 from .adapters.sql.engine import engine_for, startup_error
 from .adapters.sql.migrate import upgrade
 from .adapters.sql.repository import SqlRepository
+from .dispatch.router import Router, Services
 from .errors import PichatError
 from .metrics import Metrics
 from .ports import ChatModel, Hub
-from .protocol.router import Router, Services
 from .protocol.schemas import Schemas
 from .services.chat import ChatService
 from .services.conversations import ConversationService
 from .services.db import Database
-from .services.fanout import Fanout
 from .services.preconnect import Preconnect
 from .services.revocation import RevocationWatch
 from .services.settings import SettingsService
@@ -208,17 +207,16 @@ async def open_app(settings: Settings, *, migrate: bool = True) -> AsyncIterator
             )
 
         hub: Hub = LocalHub()
-        fanout = Fanout(hub)
         model: ChatModel = await stack.enter_async_context(_open_model(settings))
         log.info("AI provider: %s", model.name)
         speech, audio_store, speech_name, accents = await _open_speech(stack, settings, metrics)
         log.info("speech engine: %s", speech_name)
 
-        conversations = ConversationService(db, fanout)
-        user_settings = SettingsService(db, fanout, settings.model_names, accents)
+        conversations = ConversationService(db, hub)
+        user_settings = SettingsService(db, hub, settings.model_names, accents)
         chat = ChatService(
             db,
-            fanout,
+            hub,
             model,
             history_tokens=settings.ai_history_tokens,
             max_tokens=settings.ai_max_tokens,

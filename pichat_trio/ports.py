@@ -14,6 +14,7 @@ from typing import Literal, Protocol
 
 import msgspec
 
+from .domain.events import DomainEvent
 from .models import (
     Conversation,
     Exchange,
@@ -28,10 +29,12 @@ from .models import (
 
 __all__ = [
     "AudioFormat",
+    "AudioStore",
     "ChatDelta",
     "ChatModel",
     "ChatRequest",
     "ChatTurn",
+    "Delivery",
     "FinishReason",
     "Hub",
     "PcmAudio",
@@ -142,7 +145,31 @@ class SpeechEngine(Protocol):
     async def aclose(self) -> None: ...
 
 
+class AudioStore(Protocol):
+    """Where the recorded audio of voice messages is kept."""
+
+    async def save(self, user_id: str, wav: bytes) -> str:
+        """Keep ``wav``; the key that names it (stored with the message)."""
+        ...
+
+
 # -------------------------------------------------------------------- hub
+
+
+class Delivery:
+    """One published event on its way to the connections of its user on this instance.
+
+    The hub makes one per event and hands it to each subscriber; the first
+    to need the event's frame keeps it in ``encoded`` and the others reuse
+    it, so N connections of one user cost one encode. What ``encoded``
+    holds is the transport's business (a ``protocol.wire`` frame).
+    """
+
+    __slots__ = ("encoded", "event")
+
+    def __init__(self, event: DomainEvent) -> None:
+        self.event = event
+        self.encoded: object | None = None
 
 
 class Subscriber(Protocol):
@@ -151,18 +178,18 @@ class Subscriber(Protocol):
     @property
     def id(self) -> str: ...
 
-    def deliver(self, frame: object) -> None:
-        """Queue a frame for sending; never blocks (the outbox bounds itself)."""
+    def deliver(self, delivery: Delivery) -> None:
+        """Queue an event for sending; never blocks (the outbox bounds itself)."""
 
 
 class Hub(Protocol):
-    """Fan-out of events to every open connection of a user.
+    """Fan-out of domain events to every open connection of a user.
 
     In-process by default; a Redis backplane implements the same port for
-    several server instances. ``frame`` is an ``events.Frame``.
+    several server instances (``domain/wire.py`` is an event's wire form).
     """
 
-    async def publish(self, user_id: str, frame: object) -> None: ...
+    async def publish(self, user_id: str, event: DomainEvent) -> None: ...
 
     def subscribe(
         self, user_id: str, subscriber: Subscriber

@@ -13,8 +13,8 @@ import subprocess
 from pathlib import Path
 
 from pichat_trio import errors
+from pichat_trio.dispatch.router import Router
 from pichat_trio.limits import Limits
-from pichat_trio.protocol.router import Router
 from pichat_trio.protocol.schemas import Schemas
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -81,7 +81,7 @@ def _error_codes() -> set[str]:
         for cls in vars(errors).values()
         if isinstance(cls, type) and issubclass(cls, errors.PichatError)
     }
-    layers = ("protocol", "transport", "services")  # where wire errors are made
+    layers = ("protocol", "dispatch", "transport", "services")  # where wire errors are made
     for path in (p for layer in layers for p in (ROOT / "pichat_trio" / layer).rglob("*.py")):
         for node in ast.walk(ast.parse(path.read_text())):
             if isinstance(node, ast.Call) and getattr(node.func, "id", None) in (

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..errors import PichatError, RateLimited, Unavailable
-from ..events import encode_event
+from .wire import encode_event
 
 __all__ = ["ProtocolError", "error_frame", "error_frame_for"]
 

@@ -10,14 +10,32 @@ from __future__ import annotations
 import re
 import uuid
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, TypeVar
 
 import msgspec
 
 from ..limits import Limits
 from .errors import ProtocolError
 
-__all__ = ["Schemas", "field_error", "utc"]
+__all__ = [
+    "CancelGeneration",
+    "CreateConversation",
+    "Empty",
+    "GetConversations",
+    "GetMessages",
+    "IdPayload",
+    "Schemas",
+    "SendMessage",
+    "SpeechToText",
+    "TextToSpeech",
+    "UpdateConversation",
+    "UpdateSettings",
+    "VoicePatch",
+    "field_error",
+    "utc",
+]
+
+S = TypeVar("S", bound=msgspec.Struct)
 
 
 _NO_NUL = r"\A[^\x00]*\Z"
@@ -58,6 +76,11 @@ class VoicePatch(msgspec.Struct):
     speed: Annotated[float, msgspec.Meta(ge=0.5, le=2.0)] | None = None
 
 
+# The request of each action, as the code that handles it sees it. What the
+# limits bound (lengths, page sizes) is checked by the subclass ``Schemas``
+# makes for the configured limits, whose instances these types describe.
+
+
 class IdPayload(msgspec.Struct):
     id: uuid.UUID
 
@@ -66,65 +89,105 @@ class CancelGeneration(msgspec.Struct):
     conversation_id: uuid.UUID
 
 
+class GetConversations(msgspec.Struct):
+    limit: int | None = None
+    before: datetime | None = None
+
+
+class CreateConversation(msgspec.Struct):
+    title: str | None = None
+
+
+class UpdateConversation(msgspec.Struct):
+    id: uuid.UUID
+    title: str
+
+
+class SendMessage(msgspec.Struct):
+    conversation_id: uuid.UUID
+    content: str
+    is_audio: bool = False
+    audio_data: str | None = None
+
+
+class GetMessages(msgspec.Struct):
+    conversation_id: uuid.UUID
+    limit: int | None = None
+    before: uuid.UUID | None = None
+
+
+class UpdateSettings(msgspec.Struct):
+    selected_model: str | None = None
+    voice_settings: VoicePatch | None = None
+    assistant_personality: str | None = None
+
+
+class TextToSpeech(msgspec.Struct):
+    text: str
+    voice_settings: VoicePatch | None = None
+    format: Literal["wav", "mp3"] = "wav"
+    stream: bool = False
+
+
+class SpeechToText(msgspec.Struct):
+    audio_data: str
+    language: str | None = None
+
+
+_REQUIRED = object()
+
+
+def _bounded(base: type[S], fields: list[tuple[str, Any, Any]]) -> type[S]:
+    """``base`` with ``fields`` redefined (same names and order) to carry their bounds:
+    what it decodes are instances of ``base``."""
+    bounded: type[S] = msgspec.defstruct(  # type: ignore[assignment]  # a subclass of base
+        base.__name__,
+        [
+            (name, kind) if default is _REQUIRED else (name, kind, default)
+            for name, kind, default in fields
+        ],
+        bases=(base,),
+    )
+    return bounded
+
+
 class Schemas:
     """The payload type of each action, for one set of limits."""
 
     def __init__(self, limits: Limits) -> None:
         self.limits = limits
         title = _text(limits.max_title_chars)
-        self.get_conversations = msgspec.defstruct(
-            "GetConversations",
+        audio = _base64(limits.max_audio_base64_chars)
+        self.get_conversations = _bounded(
+            GetConversations,
             [
                 ("limit", _page(limits.max_conversations_page), None),
                 ("before", _ZONED | None, None),
             ],
         )
-        self.create_conversation = msgspec.defstruct(
-            "CreateConversation", [("title", title | None, None)]
+        self.create_conversation = _bounded(CreateConversation, [("title", title | None, None)])
+        self.update_conversation = _bounded(
+            UpdateConversation, [("id", uuid.UUID, _REQUIRED), ("title", title, _REQUIRED)]
         )
-        self.update_conversation = msgspec.defstruct(
-            "UpdateConversation", [("id", uuid.UUID), ("title", title)]
-        )
-        self.send_message = msgspec.defstruct(
-            "SendMessage",
+        self.send_message = _bounded(
+            SendMessage,
             [
-                ("conversation_id", uuid.UUID),
-                ("content", _text(limits.max_content_chars, 1)),
-                ("is_audio", bool, False),
-                ("audio_data", _base64(limits.max_audio_base64_chars) | None, None),
+                ("content", _text(limits.max_content_chars, 1), _REQUIRED),
+                ("audio_data", audio | None, None),
             ],
         )
-        self.get_messages = msgspec.defstruct(
-            "GetMessages",
-            [
-                ("conversation_id", uuid.UUID),
-                ("limit", _page(limits.max_messages_page), None),
-                ("before", uuid.UUID | None, None),
-            ],
+        self.get_messages = _bounded(
+            GetMessages, [("limit", _page(limits.max_messages_page), None)]
         )
-        self.update_settings = msgspec.defstruct(
-            "UpdateSettings",
-            [
-                ("selected_model", str | None, None),
-                ("voice_settings", VoicePatch | None, None),
-                ("assistant_personality", _text(limits.max_personality_chars) | None, None),
-            ],
+        self.update_settings = _bounded(
+            UpdateSettings,
+            [("assistant_personality", _text(limits.max_personality_chars) | None, None)],
         )
-        self.text_to_speech = msgspec.defstruct(
-            "TextToSpeech",
-            [
-                ("text", _text(limits.max_tts_chars)),
-                ("voice_settings", VoicePatch | None, None),
-                ("format", Literal["wav", "mp3"], "wav"),
-                ("stream", bool, False),
-            ],
+        self.text_to_speech = _bounded(
+            TextToSpeech, [("text", _text(limits.max_tts_chars), _REQUIRED)]
         )
-        self.speech_to_text = msgspec.defstruct(
-            "SpeechToText",
-            [
-                ("audio_data", _base64(limits.max_audio_base64_chars)),
-                ("language", _text(35) | None, None),
-            ],
+        self.speech_to_text = _bounded(
+            SpeechToText, [("audio_data", audio, _REQUIRED), ("language", _text(35) | None, None)]
         )
         self.id_payload = IdPayload
         self.cancel_generation = CancelGeneration

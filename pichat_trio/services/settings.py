@@ -6,10 +6,11 @@ from collections.abc import Sequence
 
 import trio
 
+from ..domain.events import Origin, SettingsChanged
 from ..errors import InvalidInput
 from ..models import Settings, User, VoiceSettings
+from ..ports import Hub
 from .db import Database
-from .fanout import Fanout, Origin
 
 __all__ = ["GENDERS", "SettingsService"]
 
@@ -18,11 +19,11 @@ GENDERS = ("female", "male")
 
 class SettingsService:
     def __init__(
-        self, db: Database, fanout: Fanout, models: Sequence[str], accents: Sequence[str]
+        self, db: Database, hub: Hub, models: Sequence[str], accents: Sequence[str]
     ) -> None:
         self._db = db
         self._repo = db.repository
-        self._fanout = fanout
+        self._hub = hub
         self.models = tuple(models)
         self.accents = tuple(accents)
         # Read-modify-write of one row; updates are rare, one lock is plenty.
@@ -54,6 +55,7 @@ class SettingsService:
 
     async def update(
         self,
+        user: User,
         origin: Origin,
         selected_model: str | None = None,
         voice: tuple[str | None, str | None, float | None] | None = None,
@@ -61,7 +63,7 @@ class SettingsService:
     ) -> Settings:
         self._check("selected_model", selected_model, self.models)
         async with self._lock:
-            current = await self.get(origin.user)
+            current = await self.get(user)
             updated = Settings(
                 selected_model=selected_model or current.selected_model,
                 voice_settings=current.voice_settings
@@ -71,6 +73,6 @@ class SettingsService:
                 if assistant_personality is None
                 else assistant_personality,
             )
-            await self._db.run(self._repo.save_settings, origin.user.id, updated)
-        await self._fanout.to_all(origin, "settings_updated", updated)
+            await self._db.run(self._repo.save_settings, user.id, updated)
+        await self._hub.publish(user.id, SettingsChanged(user.id, origin, updated))
         return updated

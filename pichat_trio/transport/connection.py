@@ -1,7 +1,7 @@
 """One WebSocket connection: a nursery with a reader and, while there is output, a writer.
 
 The ASGI task itself is the reader: it turns frames into requests for the
-router and is the only one that sees a disconnect (hypercorn drops sends
+router (``dispatch/``) and is the only one that sees a disconnect (hypercorn drops sends
 after close), so when it returns it cancels the nursery, and with it every
 answer and speech call this connection started. The writer is the only
 sender; it drains the outbox. It runs only while there is something to
@@ -26,12 +26,13 @@ from typing import Any
 
 import trio
 
+from ..dispatch.router import Router
 from ..errors import Busy, RateLimited, UpstreamUnavailable
-from ..events import Texts
 from ..models import User
-from ..ports import Hub
+from ..ports import Delivery, Hub
+from ..protocol.encode import frame_of
 from ..protocol.errors import error_frame, error_frame_for
-from ..protocol.router import Router
+from ..protocol.wire import Texts
 from .outbox import FLUSH, PING, Outbox
 from .pacer import FramePacer
 from .rate import FrameBudget, TokenBucket
@@ -134,8 +135,10 @@ class Connection:
 
     # ------------------------------------------------- Peer / Subscriber
 
-    def deliver(self, frame: object) -> None:
-        self._outbox.put(frame)
+    def deliver(self, delivery: Delivery) -> None:
+        """An event from the hub, as its frame: encoded by the first of the user's
+        connections to take it, shared by the others."""
+        self._outbox.put(frame_of(delivery))
 
     def send(self, text: Texts) -> None:
         self._outbox.put(text)

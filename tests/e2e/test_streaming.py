@@ -17,6 +17,7 @@ from support import (
     send_and_collect,
 )
 
+from pichat_trio.domain.events import GenerationStarted
 from pichat_trio.fakes.azure_openai import Behaviour, FakeAzureOpenAI
 
 
@@ -515,17 +516,17 @@ async def test_a_failure_after_the_store_still_ends_the_answer(tmp_path):
     is free for the next message."""
     fake = FakeAzureOpenAI(behaviour=Behaviour(tokens=3, rate=0))
     async with run_with_fake_azure(tmp_path, fake) as (server, _), server.client() as client:
-        fanout = server.app.chat._fanout
-        real_to_others = fanout.texts_to_others
+        hub = server.app.hub
+        real_publish = hub.publish
         failures = []
 
-        async def failing_once(origin, texts):
-            if '"action":"new_message"' in texts[0] and not failures:
+        async def failing_once(user_id, event):
+            if isinstance(event, GenerationStarted) and not failures:
                 failures.append("new_message")
                 raise RuntimeError("the hub is gone")
-            await real_to_others(origin, texts)
+            await real_publish(user_id, event)
 
-        fanout.texts_to_others = failing_once
+        hub.publish = failing_once
         with trio.fail_after(10):
             first = await ask(client, "a")
             conversation_id = first["conversation"]["id"]

@@ -18,8 +18,10 @@ import trio
 import trio.testing
 
 from pichat_trio.adapters.hub.local import LocalHub
-from pichat_trio.events import Texts
+from pichat_trio.domain.events import AnswerSaved
 from pichat_trio.models import User
+from pichat_trio.ports import Delivery
+from pichat_trio.protocol.wire import Texts
 from pichat_trio.transport.connection import Connection, ConnectionLimits
 
 
@@ -79,6 +81,6 @@ async def test_a_ping_while_the_nursery_closes_is_dropped() -> None:
         left.set()
         await in_window.wait()
         connection.ping()  # the heartbeat's turn comes now
-        connection.deliver('{"action":"new_message"}')  # and a fan-out's
+        connection.deliver(Delivery(AnswerSaved("u1", "c1")))  # and a fan-out's
         release.set()
     assert len(pings) == 1

@@ -1,6 +1,7 @@
 """The in-process hub: a dict of each user's open connections.
 
-``publish`` hands the same frame object to each of the user's connections;
+``publish`` hands one ``Delivery`` of the event to each of the user's
+connections (the first to encode it shares the frame with the others);
 each outbox bounds itself, so publishing never blocks and one slow device
 never slows another. Cost per event: one dict lookup plus one ``deliver``
 per connection of that user, whatever the number of users.
@@ -10,7 +11,8 @@ from __future__ import annotations
 
 from types import TracebackType
 
-from ...ports import Subscriber
+from ...domain.events import DomainEvent
+from ...ports import Delivery, Subscriber
 
 __all__ = ["LocalHub"]
 
@@ -19,14 +21,16 @@ class LocalHub:
     def __init__(self) -> None:
         self._users: dict[str, dict[str, Subscriber]] = {}
 
-    async def publish(self, user_id: str, frame: object) -> None:
-        self.deliver_local(user_id, frame)
+    async def publish(self, user_id: str, event: DomainEvent) -> None:
+        self.deliver_local(user_id, event)
 
-    def deliver_local(self, user_id: str, frame: object) -> None:
+    def deliver_local(self, user_id: str, event: DomainEvent) -> None:
+        """To this instance's connections of ``user_id`` (nothing made when there are none)."""
         subscribers = self._users.get(user_id)
         if subscribers:
+            delivery = Delivery(event)
             for subscriber in tuple(subscribers.values()):
-                subscriber.deliver(frame)
+                subscriber.deliver(delivery)
 
     def subscribe(self, user_id: str, subscriber: Subscriber) -> _Subscription:
         """An async context manager: ``subscriber`` gets the user's frames inside it."""
