@@ -1,13 +1,18 @@
 """The layering written in pichat_trio/__init__.py, kept true.
 
-protocol/ and services/ import no networking (trio's sockets, hypercorn,
-ASGI, wsproto, trio-websocket, httpx); adapters/ import neither the
-protocol nor the transport; services import no adapters.
+protocol/ is sans-IO: no trio at all, no networking, no services, no
+dispatch, no transport, no adapters. services/ import no networking, no
+protocol, no dispatch, no transport, no adapters and no JSON encoder, and
+build no JSON text: they publish typed domain events. domain/ (the events)
+imports only what the ports do. dispatch/ (between transport and
+services) imports no transport and no adapters. adapters/ import neither
+the protocol, the dispatch, the transport nor the services.
 """
 
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -16,16 +21,36 @@ PACKAGE = Path(__file__).resolve().parents[2] / "pichat_trio"
 
 NETWORKING = ("hypercorn", "wsproto", "trio_websocket", "h11", "httpx", "socket", "trio.socket")
 _OUTER = ("pichat_trio.asgi", "pichat_trio.server", "pichat_trio.app")
+_WIRE = ("pichat_trio.protocol", "pichat_trio.events", "json", "msgspec.json")
+"""The frame text and JSON encoders: the protocol's (events.py re-exports protocol/wire.py)."""
+_ABOVE_SERVICES = ("pichat_trio.dispatch", "pichat_trio.transport")
 RULES = {
-    "protocol": (*NETWORKING, *_OUTER, "pichat_trio.transport", "pichat_trio.adapters"),
-    "services": (
+    "protocol": (
         *NETWORKING,
         *_OUTER,
-        "pichat_trio.protocol",
-        "pichat_trio.transport",
+        "trio",
+        *_ABOVE_SERVICES,
+        "pichat_trio.services",
         "pichat_trio.adapters",
     ),
-    "adapters": (*_OUTER, "pichat_trio.protocol", "pichat_trio.transport", "pichat_trio.services"),
+    "dispatch": (*NETWORKING, *_OUTER, "pichat_trio.transport", "pichat_trio.adapters"),
+    "services": (*NETWORKING, *_OUTER, *_WIRE, *_ABOVE_SERVICES, "pichat_trio.adapters"),
+    "domain": (
+        *NETWORKING,
+        *_OUTER,
+        "trio",
+        *_WIRE[:2],
+        *_ABOVE_SERVICES,
+        "pichat_trio.services",
+        "pichat_trio.adapters",
+    ),
+    "adapters": (
+        *_OUTER,
+        "pichat_trio.protocol",
+        "pichat_trio.events",
+        *_ABOVE_SERVICES,
+        "pichat_trio.services",
+    ),
 }
 NETWORK_CALLS = ("open_tcp_stream", "open_tcp_listeners", "serve_tcp", "open_ssl_over_tcp_stream")
 
@@ -85,6 +110,49 @@ def test_the_rules_can_fail():
         "httpx",
     ]
     assert "pichat_trio.services.chat" in names
+    source = (
+        "import msgspec.json\nfrom ..protocol.wire import encode_event\nfrom .. import events\n"
+    )
+    assert _offences("services", _imported_names(source, "pichat_trio.services.probe")) == [
+        "msgspec.json",
+        "pichat_trio.protocol.wire",
+        "pichat_trio.protocol.wire.encode_event",
+        "pichat_trio.events",
+    ]
+    source = "import trio\nfrom ..services.chat import ChatService\nfrom ..dispatch import router\n"
+    assert _offences("protocol", _imported_names(source, "pichat_trio.protocol.probe")) == [
+        "trio",
+        "pichat_trio.services.chat",
+        "pichat_trio.services.chat.ChatService",
+        "pichat_trio.dispatch",
+        "pichat_trio.dispatch.router",
+    ]
+
+
+_ENVELOPE = re.compile(r'"(action|payload|request_id)"\s*:')
+
+
+def _json_texts(source: str) -> list[str]:
+    """String constants of ``source`` that are (parts of) a frame's JSON text."""
+    return [
+        node.value
+        for node in ast.walk(ast.parse(source))
+        if isinstance(node, ast.Constant)
+        and isinstance(node.value, str)
+        and _ENVELOPE.search(node.value)
+    ]
+
+
+def test_services_build_no_json():
+    """Services publish typed events; a frame's text is the protocol's to write."""
+    built = [
+        f"{path.relative_to(PACKAGE)}: {text!r}"
+        for path in sorted((PACKAGE / "services").rglob("*.py"))
+        for text in _json_texts(path.read_text())
+    ]
+    assert built == []
+    probe = """prefix = '{"action":"message_stream","payload":' + head"""
+    assert _json_texts(probe) == ['{"action":"message_stream","payload":']
 
 
 CLIENT_MAY_IMPORT = {
