@@ -7,13 +7,21 @@ Layers, each importing only from the layers below it (a test keeps this true):
                                                  protocol over a WebSocket and use nothing
                                                  of the server but the WAV helpers
     transport   asgi.py, server.py, transport/   sockets, ASGI, hypercorn, the
-                                                 per-connection nursery and outbox
-    protocol    protocol/                        envelope, schemas, errors, router;
-                                                 no trio networking, no ASGI
-    services    services/                        conversations, chat, settings, speech;
-                                                 no WebSockets, no JSON envelopes
-    ports       ports.py, models.py, errors.py,  the contracts services need
-                events.py, text.py
+                                                 per-connection nursery and outbox; each
+                                                 event the hub delivers becomes its frame
+                                                 (protocol/encode.py), once per event
+    dispatch    dispatch/                        one request: decoded by the protocol,
+                                                 the services called, the replies encoded;
+                                                 long work runs as the connection's tasks
+    protocol    protocol/, events.py             sans-IO, beside the services (neither
+                                                 imports the other): frame text to typed
+                                                 requests, typed events and replies to
+                                                 frame text; no trio, no sockets
+    services    services/                        conversations, chat, settings, speech:
+                                                 typed arguments in, results out, domain
+                                                 events to the hub; no JSON, no connections
+    ports       ports.py, models.py, errors.py,  the contracts services need, and the
+                domain/, text.py                 domain events they publish
     adapters    adapters/                        sql, ai, speech, hub: implement the
                                                  ports, know nothing of the protocol
 

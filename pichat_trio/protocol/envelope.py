@@ -1,7 +1,7 @@
 """The envelope of client frames: sans-IO decoding, one function.
 
 ``decode_request(text)`` returns a ``Request`` whose payload is still raw
-JSON; the router decodes it against the action's schema. Every refusal is
+JSON; the router (dispatch/) decodes it against the action's type. Every refusal is
 a ``ProtocolError`` carrying its docs/protocol.md code.
 """
 
