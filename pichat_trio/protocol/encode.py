@@ -12,7 +12,6 @@ by message), and a ``TokenFrame`` stays mergeable in a lagging outbox.
 from __future__ import annotations
 
 from collections.abc import Callable
-from functools import lru_cache
 from typing import Any
 
 from ..domain.events import (
@@ -44,14 +43,24 @@ def frame_of(delivery: Delivery) -> Frame | TokenFrame:
 
 def frame_for_event(event: DomainEvent) -> Frame | TokenFrame:
     if type(event) is TokenAdded:  # the hot path, before the table
-        prefix = _token_prefix(event.conversation_id, event.message_id)
-        return TokenFrame(prefix, event.message_id, event.token)
+        message_id = event.message_id
+        prefix = _prefixes.get(message_id)
+        if prefix is None:
+            prefix = _new_prefix(event.conversation_id, message_id)
+        return TokenFrame(prefix, message_id, event.token)
     return _ENCODERS[type(event)](event)
 
 
-@lru_cache(maxsize=4096)  # more than the answers streaming at once on one instance
-def _token_prefix(conversation_id: str, message_id: str) -> str:
-    return TokenFrame.prefix_for(conversation_id, message_id)
+_PREFIXES = 4096
+"""Messages whose token prefix is kept: more than the answers streaming at once."""
+_prefixes: dict[str, str] = {}  # by message id (a UUID, unique across conversations)
+
+
+def _new_prefix(conversation_id: str, message_id: str) -> str:
+    if len(_prefixes) >= _PREFIXES:
+        del _prefixes[next(iter(_prefixes))]  # the oldest message's
+    prefix = _prefixes[message_id] = TokenFrame.prefix_for(conversation_id, message_id)
+    return prefix
 
 
 def typing_text(conversation_id: str, is_typing: bool) -> str:
