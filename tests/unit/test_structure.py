@@ -17,7 +17,7 @@ PACKAGE = Path(__file__).resolve().parents[2] / "pichat_trio"
 ROOT = PACKAGE.parent
 
 MAX_LINES = 400
-BEING_SPLIT = {"services/chat.py"}
+BEING_SPLIT: set[str] = set()
 """Modules over the limit today, each with its split under way."""
 
 THREAD_STARTER = "services/db.py"
