@@ -30,7 +30,7 @@ from ..dispatch.router import Router
 from ..errors import Busy, RateLimited, UpstreamUnavailable
 from ..models import User
 from ..ports import Delivery, Hub
-from ..protocol.encode import frame_of
+from ..protocol.encode import frame_for_event
 from ..protocol.errors import error_frame, error_frame_for
 from ..protocol.wire import Texts
 from .outbox import FLUSH, PING, Outbox
@@ -137,8 +137,12 @@ class Connection:
 
     def deliver(self, delivery: Delivery) -> None:
         """An event from the hub, as its frame: encoded by the first of the user's
-        connections to take it, shared by the others."""
-        self._outbox.put(frame_of(delivery))
+        connections to take it, shared by the others (``protocol.encode.frame_of``,
+        inlined: this runs once per connection per token)."""
+        frame = delivery.encoded
+        if frame is None:
+            frame = delivery.encoded = frame_for_event(delivery.event)
+        self._outbox.put(frame)
 
     def send(self, text: Texts) -> None:
         self._outbox.put(text)
