@@ -7,7 +7,7 @@ they know nothing of WebSockets, JSON frames or the protocol.
 
 from __future__ import annotations
 
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager
 from datetime import datetime
 from typing import Literal, Protocol
@@ -38,10 +38,14 @@ __all__ = [
     "FinishReason",
     "Hub",
     "PcmAudio",
+    "PcmSpeaker",
+    "RecognitionStream",
     "Repository",
     "SpeechEngine",
+    "StreamingRecognizer",
     "Subscriber",
     "Synthesis",
+    "VoiceDetector",
 ]
 
 # --------------------------------------------------------------------- AI
@@ -151,6 +155,53 @@ class AudioStore(Protocol):
     async def save(self, user_id: str, wav: bytes) -> str:
         """Keep ``wav``; the key that names it (stored with the message)."""
         ...
+
+
+# ---------------------------------------------------------- live speech
+
+
+class VoiceDetector(Protocol):
+    """A voice activity detector for one stream: it may keep state between frames.
+
+    ``frame_samples`` is the length of the frames it judges (mono 16-bit PCM
+    at the rate it was made for); ``is_speech`` is called with exactly that.
+    """
+
+    frame_samples: int
+
+    def is_speech(self, frame: bytes) -> bool: ...
+
+
+class RecognitionStream(Protocol):
+    """One utterance being recognised as it is spoken.
+
+    ``feed`` takes mono 16-bit PCM at the stream's rate, in order; partial
+    hypotheses go to the ``on_partial`` callback given when it was opened,
+    from the trio thread. ``finish`` says the audio has ended and returns the
+    final text (``""`` when nothing was recognised). Raises like ``SpeechEngine``.
+    """
+
+    async def feed(self, pcm: bytes) -> None: ...
+
+    async def finish(self) -> str: ...
+
+
+class StreamingRecognizer(Protocol):
+    """Speech to text while the user speaks (the engine's streaming API)."""
+
+    name: str
+
+    def open_stream(
+        self, language: str, sample_rate: int, on_partial: Callable[[str], None]
+    ) -> AbstractAsyncContextManager[RecognitionStream]:
+        """A stream owned by the block: leaving it stops the engine's work."""
+        ...
+
+
+class PcmSpeaker(Protocol):
+    """Text to raw speech: mono 16-bit little-endian PCM at a given rate."""
+
+    async def speak(self, text: str, voice: VoiceSettings, sample_rate: int) -> bytes: ...
 
 
 # -------------------------------------------------------------------- hub
