@@ -16,10 +16,13 @@ Synthesis (``/cognitiveservices/websocket/v1``): the SDK sends
 Recognition (``/speech/recognition/...``): the SDK sends ``speech.config``,
 ``speech.context`` and binary ``audio`` messages (a RIFF header first, an
 empty payload at the end of the stream); at the end of each turn's audio the
-fake answers ``turn.start``, ``speech.startDetected``, ``speech.hypothesis``,
-``speech.phrase``, ``speech.endDetected``, ``turn.end``. The phrase covers
-all the audio of the turn, so the SDK in continuous mode does not send it
-again.
+fake answers as the service does in continuous mode: ``turn.start`` and
+``speech.startDetected`` with the first audio, a ``speech.hypothesis``
+every ``stt_partial_ms`` of audio received (one more word of ``stt_text``
+each time: the SDK's ``recognizing`` events), and at the end of the turn's
+audio ``speech.phrase``, ``speech.endDetected``, ``turn.end``. The phrase
+covers all the audio of the turn, so the SDK in continuous mode does not
+send it again.
 
 Every connection is recorded: its path, whether a key was sent (never its
 value), every message received, how many audio messages were sent back and
@@ -57,6 +60,9 @@ __all__ = [
 _KEY_HEADER = "ocp-apim-subscription-key"
 _TICKS_PER_SECOND = 10_000_000  # the service counts offsets in 100 ns ticks
 _MAX_MESSAGE_BYTES = 4 * 1024 * 1024  # the SDK's audio messages are a few KB
+# Less audio than this in a turn is no speech: after the last phrase the SDK in
+# continuous mode opens one more turn with a few bytes left over (18 seen).
+_MIN_SPEECH_SECONDS = 0.05
 
 
 def sine_pcm(seconds: float = 0.5, hertz: float = 440.0, rate: int = 24000) -> bytes:
@@ -108,6 +114,8 @@ class _Turn:
     sample_rate: int = 16000
     channels: int = 1
     pcm_bytes: int = 0
+    started: bool = False  # turn.start and speech.startDetected went out
+    hypotheses: int = 0
 
     def add(self, payload: bytes) -> None:
         if payload[:4] == b"RIFF":
@@ -117,9 +125,12 @@ class _Turn:
         self.pcm_bytes += len(payload)
 
     @property
+    def seconds(self) -> float:
+        return self.pcm_bytes / (2 * self.channels * self.sample_rate)
+
+    @property
     def ticks(self) -> int:
-        seconds = self.pcm_bytes / (2 * self.channels * self.sample_rate)
-        return int(seconds * _TICKS_PER_SECOND)
+        return int(self.seconds * _TICKS_PER_SECOND)
 
 
 class FakeAzureSpeech:
@@ -131,7 +142,8 @@ class FakeAzureSpeech:
     SDK asks for raw audio and adds the RIFF header itself);
     ``tts_chunk_bytes`` and ``tts_chunk_delay`` how it is sent; ``stt_text``
     the phrase to recognise, ``None`` for no match; ``stt_delay`` how long
-    the fake "thinks" after the end of the audio before it answers.
+    the fake "thinks" after the end of the audio before it answers;
+    ``stt_partial_ms`` how much audio each hypothesis waits for.
     """
 
     def __init__(
@@ -143,6 +155,7 @@ class FakeAzureSpeech:
         tts_chunk_delay: float = 0.0,
         stt_text: str | None = "Hello from the fake.",
         stt_delay: float = 0.0,
+        stt_partial_ms: float = 300.0,
         reject_status: int | None = None,
     ) -> None:
         self.key = key
@@ -151,6 +164,7 @@ class FakeAzureSpeech:
         self.tts_chunk_delay = tts_chunk_delay
         self.stt_text = stt_text
         self.stt_delay = stt_delay
+        self.stt_partial_ms = stt_partial_ms
         self.reject_status = reject_status
         self.connections: list[FakeConnection] = []
         self.port = 0
@@ -209,6 +223,7 @@ class FakeAzureSpeech:
                     turn = turns.setdefault(request_id, _Turn())
                     if message.payload:
                         turn.add(message.payload)
+                        await self._hear(ws, request_id, turn)
                     else:  # an empty payload ends the turn's audio
                         connection.audio_ended.set()
                         turn = turns.pop(request_id)
@@ -228,12 +243,33 @@ class FakeAzureSpeech:
         except ConnectionClosed:
             pass
 
+    async def _hear(self, ws: WebSocketConnection, rid: str, turn: _Turn) -> None:
+        """What the service says while audio comes in: the turn's start, hypotheses."""
+        if turn.seconds < _MIN_SPEECH_SECONDS or self.stt_text is None:
+            return
+        words = self.stt_text.split()
+        try:
+            if not turn.started:
+                turn.started = True
+                await ws.send_message(_text("turn.start", rid, {"context": {"serviceTag": "fake"}}))
+                await ws.send_message(_text("speech.startDetected", rid, {"Offset": 0}))
+            due = int(1000 * turn.seconds // self.stt_partial_ms) if self.stt_partial_ms else 0
+            while turn.hypotheses < min(due, len(words)):
+                turn.hypotheses += 1
+                text = " ".join(words[: turn.hypotheses]).lower()
+                hypothesis = {"Text": text, "Offset": 0, "Duration": turn.ticks}
+                await ws.send_message(_text("speech.hypothesis", rid, hypothesis))
+        except ConnectionClosed:
+            pass
+
     async def _recognise(self, ws: WebSocketConnection, rid: str, turn: _Turn) -> None:
         try:
             if turn.pcm_bytes and self.stt_delay:
                 await trio.sleep(self.stt_delay)
-            await ws.send_message(_text("turn.start", rid, {"context": {"serviceTag": "fake"}}))
-            if turn.pcm_bytes == 0:
+            if not turn.started:
+                context: dict[str, object] = {"context": {"serviceTag": "fake"}}
+                await ws.send_message(_text("turn.start", rid, context))
+            if turn.seconds < _MIN_SPEECH_SECONDS:
                 phrase: dict[str, object] = {"RecognitionStatus": "EndOfDictation"}
                 await ws.send_message(_text("speech.phrase", rid, phrase | {"Offset": 0}))
             elif self.stt_text is None:
@@ -242,9 +278,11 @@ class FakeAzureSpeech:
             else:
                 span = {"Offset": 0, "Duration": turn.ticks}
                 words = self.stt_text.split()
-                await ws.send_message(_text("speech.startDetected", rid, {"Offset": 0}))
-                hypothesis = {"Text": " ".join(words[:1]).lower(), **span}
-                await ws.send_message(_text("speech.hypothesis", rid, hypothesis))
+                if not turn.started:
+                    await ws.send_message(_text("speech.startDetected", rid, {"Offset": 0}))
+                if not turn.hypotheses:
+                    hypothesis = {"Text": " ".join(words[:1]).lower(), **span}
+                    await ws.send_message(_text("speech.hypothesis", rid, hypothesis))
                 phrase = {"RecognitionStatus": "Success", "DisplayText": self.stt_text, **span}
                 await ws.send_message(_text("speech.phrase", rid, phrase))
                 await ws.send_message(_text("speech.endDetected", rid, {"Offset": turn.ticks}))

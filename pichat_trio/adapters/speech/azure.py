@@ -32,7 +32,7 @@ from ...wav import wav_header
 from .pcm import downmix
 from .ssml import build_ssml
 
-__all__ = ["AzureSpeechEngine"]
+__all__ = ["AzureSpeechEngine", "stop_in_background"]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +82,14 @@ class AzureSpeechEngine:
     def __repr__(self) -> str:
         where = self._host or self._region
         return f"AzureSpeechEngine({where!r})"
+
+    def speech_config(self) -> Any:
+        """A fresh ``SpeechConfig`` for this service (key, region or host)."""
+        return self._config()
+
+    def error_for(self, details: Any) -> PichatError:
+        """The domain error for SDK cancellation details."""
+        return self._error(details)
 
     def _config(self) -> Any:
         if self._host:
@@ -165,7 +173,7 @@ class AzureSpeechEngine:
             recognizer.start_continuous_recognition_async()
             await recognition.done.wait()
         finally:
-            _stop_in_background(recognizer, stream)
+            stop_in_background(recognizer, stream)
             del recognizer, stream  # the last references go with the worker thread
         if recognition.failure is not None:
             raise self._error(recognition.failure)
@@ -268,7 +276,7 @@ def _close(connection: Any) -> None:
         log.debug("Azure Speech connection not closed: %s", str(exc).splitlines()[-1:])
 
 
-def _stop_in_background(recognizer: Any, stream: Any) -> None:
+def stop_in_background(recognizer: Any, stream: Any) -> None:
     """Stop and release a recogniser on a worker thread, without waiting.
 
     Both can block for seconds: the SDK neither lets a connection close while

@@ -1,0 +1,6 @@
+"""Live voice sessions: end of speech, streaming recognition, speech while generating."""
+
+from .contracts import Answer, AnswerSource, VoiceEvents
+from .session import VoiceOptions, VoiceSession
+
+__all__ = ["Answer", "AnswerSource", "VoiceEvents", "VoiceOptions", "VoiceSession"]
