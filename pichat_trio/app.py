@@ -19,13 +19,16 @@ from .adapters.ai import open_chat_model
 from .adapters.audio_store import LocalAudioStore
 from .adapters.hub.local import LocalHub
 from .adapters.speech import open_speech_engine
+from .adapters.speech.local_stream import OfflineStreamingRecognizer
+from .adapters.speech.pcm_speaker import EnginePcmSpeaker
+from .adapters.speech.vad import WebRtcVoiceDetector
 from .adapters.sql.engine import engine_for, startup_error
 from .adapters.sql.migrate import upgrade
 from .adapters.sql.repository import SqlRepository
 from .dispatch.router import Router, Services
 from .errors import PichatError
 from .metrics import Metrics
-from .ports import ChatModel, Hub
+from .ports import ChatModel, Hub, SpeechEngine, StreamingRecognizer
 from .protocol.schemas import Schemas
 from .services.chat import ChatService
 from .services.conversations import ConversationService
@@ -34,6 +37,7 @@ from .services.preconnect import Preconnect
 from .services.revocation import RevocationWatch
 from .services.settings import SettingsService
 from .services.speech import SpeechService
+from .services.voice import VoiceKit
 from .settings import Settings
 from .transport.auth import Authenticator
 from .transport.connection import Connection, ConnectionLimits
@@ -210,6 +214,7 @@ async def open_app(settings: Settings, *, migrate: bool = True) -> AsyncIterator
         model: ChatModel = await stack.enter_async_context(_open_model(settings))
         log.info("AI provider: %s", model.name)
         speech, audio_store, speech_name, accents = await _open_speech(stack, settings, metrics)
+        voice = _voice_kit(speech.engine)
         log.info("speech engine: %s", speech_name)
 
         conversations = ConversationService(db, hub)
@@ -224,7 +229,9 @@ async def open_app(settings: Settings, *, migrate: bool = True) -> AsyncIterator
             max_per_user=settings.max_generations_per_user,
             metrics=metrics,
         )
-        services = Services(conversations, user_settings, chat, speech, audio_store)
+        services = Services(
+            conversations, user_settings, chat, speech, audio_store, voice, settings.max_frame_bytes
+        )
         router = Router(services, Schemas(settings.limits))
 
         async def lookup(token: str) -> models.User | None:
@@ -289,3 +296,23 @@ async def _open_speech(
         metrics=metrics,
     )
     return service, LocalAudioStore(settings.audio_dir), engine.name, tuple(ACCENTS)
+
+
+def _voice_kit(engine: SpeechEngine) -> VoiceKit:
+    """The live-voice engines that go with ``engine``: the same service listens
+    (Azure's push stream, or pocketsphinx's streaming decoder) and speaks."""
+    recognizer: StreamingRecognizer
+    if engine.name == "azure":  # the SDK is imported only when it is used
+        from .adapters.speech.azure import AzureSpeechEngine
+        from .adapters.speech.azure_stream import AzureStreamingRecognizer
+
+        assert isinstance(engine, AzureSpeechEngine)
+        recognizer = AzureStreamingRecognizer(engine)
+    else:
+        recognizer = OfflineStreamingRecognizer()
+    return VoiceKit(
+        engine=engine.name,
+        detector=WebRtcVoiceDetector,
+        recognizer=recognizer,
+        speaker=EnginePcmSpeaker(engine),
+    )

@@ -16,6 +16,7 @@ from ..services.chat import ChatService
 from ..services.conversations import ConversationService
 from ..services.settings import SettingsService
 from ..services.speech import SpeechService
+from ..services.voice.kit import VoiceKit
 
 __all__ = ["Call", "Peer", "Services"]
 
@@ -46,6 +47,8 @@ class Services:
     chat: ChatService
     speech: SpeechService | None = None  # when speech is configured
     audio_store: AudioStore | None = None  # stores recorded audio of voice messages
+    voice: VoiceKit | None = None  # the engines of voice sessions, when offered
+    max_frame_bytes: int | None = None  # for hello's limits
 
 
 @dataclass(frozen=True, slots=True)

@@ -23,6 +23,7 @@ from ..protocol.errors import ProtocolError, error_frame, error_frame_for
 from ..protocol.schemas import Schemas
 from . import messages, records, speech
 from .call import Call, Peer, Services
+from .voice import VoiceActions
 
 __all__ = ["Peer", "Router", "Services"]
 
@@ -52,6 +53,8 @@ class Router:
             "cancel_generation": (s.cancel_generation, messages.cancel_generation),
             "ping": (s.empty, records.ping),
         }
+        self.voice = VoiceActions(services, schemas.limits)
+        self._table.update(self.voice.table())
 
     @property
     def actions(self) -> tuple[str, ...]:

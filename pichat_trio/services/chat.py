@@ -231,6 +231,28 @@ class ChatService:
         generation.scope.cancel()
         return generation.message_id
 
+    def interrupt(self, generation: Generation, heard: str | None) -> bool:
+        """Barge-in: end the answer now, storing ``heard`` as its content (None: what
+        was generated). False when it is no longer generating (``store_heard`` then)."""
+        if self._active.get(generation.user_id, generation.conversation_id) is not generation:
+            return False
+        if generation.ended:
+            return False
+        generation.heard = heard
+        generation.reason = "interrupted"
+        generation.scope.cancel()
+        return True
+
+    async def store_heard(self, generation: Generation, heard: str) -> None:
+        """An answer interrupted after it was stored: store what was heard instead, and
+        show every device the message as stored."""
+        stored = await self._writes.store_final(generation, heard, "interrupted")
+        message, conversation = (None, None) if stored is None else stored
+        await self._hub.publish(
+            generation.user_id,
+            AnswerSaved(generation.user_id, generation.conversation_id, message, conversation),
+        )
+
     def cancel_all(self, reason: str = "interrupted") -> None:
         """At shutdown: end every generation of this process."""
         for generation in self._active:
@@ -293,6 +315,8 @@ class ChatService:
                     if not parts:
                         timing.first_token = trio.current_time()
                     parts.append(delta.text)
+                    if generation.listener is not None:
+                        generation.listener(delta.text)
                     await publish(
                         user_id, TokenAdded(user_id, conversation_id, message_id, delta.text)
                     )
@@ -319,8 +343,20 @@ class ChatService:
                     user_id, generation.origin, "send_message", failure.code, failure.message
                 ),
             )
-        content = "".join(generation.parts)
+        # After ``ended``: a barge-in from now on stores its text by itself (store_heard).
+        content = _content(generation, finish)
         status = _STATUS.get(finish, "complete")
         stored = await self._writes.store_final(generation, content, status)
         message, conversation = (None, None) if stored is None else stored
         await publish(user_id, AnswerSaved(user_id, conversation_id, message, conversation))
+
+
+def _content(generation: Generation, finish: str) -> str:
+    """What to store: the answer, or of an interrupted spoken answer what was heard."""
+    if generation.heard is not None:
+        return generation.heard
+    if finish == "interrupted" and generation.heard_so_far is not None:
+        heard = generation.heard_so_far()
+        if heard is not None:
+            return heard
+    return "".join(generation.parts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import trio
@@ -38,6 +39,11 @@ class Generation:
     cancelled: BaseException | None = None  # a cancellation that came after the commit
     question: Message | None = None  # the stored user message, for the other devices
     timing: AnswerTiming = field(default_factory=AnswerTiming)  # for the figures
+    listener: Callable[[str], None] | None = None  # each token as generated (a voice session)
+    heard: str | None = None  # set by a barge-in: stored instead of what was generated
+    # A voice session's account of what was heard, for an answer cut off from
+    # outside (a disconnect): None where it does not know.
+    heard_so_far: Callable[[], str | None] | None = None
 
     @property
     def key(self) -> tuple[str, str]:

@@ -243,6 +243,10 @@ class Connection:
             if kind != "websocket.receive" or self._close_code is not None:
                 continue  # after our goodbye, what the peer sends is not handled
             text = message.get("text")
+            if text is None and self._router.voice.takes_audio(self):
+                # A voice session's microphone: paced by its own audio budget.
+                self._router.voice.audio(self, message.get("bytes") or b"")
+                continue
             now = trio.current_time()
             verdict = budget.take(now)  # every frame, binary ones too
             if verdict != FrameBudget.ADMIT:

@@ -90,7 +90,9 @@ class FakeAnswers:
     asked: list[tuple[str, bytes]] = field(default_factory=list)
     answers: list[FakeAnswer] = field(default_factory=list)
 
-    async def start(self, text: str, wav: bytes) -> FakeAnswer:
+    async def start(
+        self, text: str, wav: bytes, heard_so_far: Callable[[], str | None]
+    ) -> FakeAnswer:
         self.asked.append((text, wav))
         answer = FakeAnswer(f"answer-{len(self.answers)}", self.script, self.hold_after)
         self.answers.append(answer)

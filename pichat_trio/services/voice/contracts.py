@@ -9,7 +9,7 @@ the session says was heard).
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Protocol
 
 from ...errors import PichatError
@@ -53,7 +53,9 @@ class Answer(Protocol):
 
 
 class AnswerSource(Protocol):
-    async def start(self, text: str, wav: bytes) -> Answer:
+    async def start(self, text: str, wav: bytes, heard_so_far: Callable[[], str | None]) -> Answer:
         """Store ``text`` as the user's message (``wav`` as its audio) and start
-        the answer; returns once the message is stored."""
+        the answer; returns once the message is stored. ``heard_so_far`` says
+        what of the answer was heard, should it be cut off from outside (the
+        connection closing); None when the client never said."""
         ...

@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, field
+from functools import partial
 
 import trio
 
@@ -41,6 +42,7 @@ __all__ = ["VoiceOptions", "VoiceSession"]
 log = logging.getLogger(__name__)
 
 _FEED_MS = 200  # the most audio handed to the recogniser at once: its partials' pace
+_CLEANUP_SECONDS = 5.0  # storing what was heard, after the session is cancelled
 
 
 @dataclass(frozen=True)
@@ -75,6 +77,13 @@ class _Speaking:
     scope: trio.CancelScope = field(default_factory=trio.CancelScope)
     gate_open: bool = True  # chunks may still be sent
     done: trio.Event = field(default_factory=trio.Event)
+
+
+def _heard_so_far(speaking: _Speaking) -> str | None:
+    playback = speaking.playback
+    if playback is None or playback.reported_ms is None:
+        return None
+    return playback.heard(playback.reported_ms)
 
 
 class VoiceSession:
@@ -129,22 +138,26 @@ class VoiceSession:
                 await trio.sleep_forever()
         finally:
             self._nursery = self._turns = None
-            self._close_speaking()
+            answer = self._close_speaking()
+            if answer is not None:
+                with trio.move_on_after(_CLEANUP_SECONDS, shield=True):
+                    await answer.wait_stored()
 
-    def _close_speaking(self) -> None:
+    def _close_speaking(self) -> Answer | None:
+        """At the end of the session: the answer being spoken stops, as heard."""
         speaking = self._speaking
         if speaking is None or speaking.answer is None or speaking.playback is None:
-            return
-        playback = speaking.playback
-        if not speaking.gate_open:
-            return  # interrupted already
-        speaking.gate_open = False
-        reported = playback.reported_ms
-        if reported is None:
-            if playback.generating:  # stop it, keep what was generated
-                speaking.answer.interrupt(None)
-        elif playback.generating or reported < playback.sent_ms:
-            speaking.answer.interrupt(playback.heard(reported))
+            return None
+        playback, answer = speaking.playback, speaking.answer
+        if speaking.gate_open:
+            speaking.gate_open = False
+            reported = playback.reported_ms
+            if reported is None:
+                if playback.generating:  # stop it, keep what was generated
+                    answer.interrupt(None)
+            elif playback.generating or reported < playback.sent_ms:
+                answer.interrupt(playback.heard(reported))
+        return answer
 
     # ------------------------------------------- calls from the transport
 
@@ -304,7 +317,7 @@ class VoiceSession:
     async def _answer(self, speaking: _Speaking, text: str, wav: bytes) -> None:
         with speaking.scope:
             try:
-                answer = await self._answers.start(text, wav)
+                answer = await self._answers.start(text, wav, partial(_heard_so_far, speaking))
             except PichatError as error:
                 self._events.failed(error)
                 return
@@ -355,3 +368,5 @@ class VoiceSession:
         assert speaking.playback is not None
         speaking.answer.interrupt(speaking.playback.heard(played_ms))
         speaking.scope.cancel()
+        if self._nursery is not None:
+            self._nursery.start_soon(speaking.answer.wait_stored)

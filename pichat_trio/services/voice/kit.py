@@ -1,0 +1,23 @@
+"""What a server needs to open voice sessions: the engines, picked at start-up."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from ...ports import PcmSpeaker, StreamingRecognizer, VoiceDetector
+
+__all__ = ["VoiceKit"]
+
+
+@dataclass(frozen=True)
+class VoiceKit:
+    """``detector(rate)`` makes one voice detector per session (they keep state)."""
+
+    engine: str  # "azure" or "offline"
+    detector: Callable[[int], VoiceDetector]
+    recognizer: StreamingRecognizer
+    speaker: PcmSpeaker
+    sample_rates: tuple[int, ...] = (16000,)
+    barge_in_dbfs: float = -30.0
+    threshold_dbfs: float = -50.0
