@@ -68,6 +68,23 @@ def add_client_commands(commands: Any) -> None:
     voice.add_argument("--gpio", type=int, metavar="PIN", help="push-to-talk on this GPIO button")
     voice.add_argument("--no-play", action="store_true", help="do not play the answers")
     voice.add_argument(
+        "--live",
+        action="store_true",
+        help="hands-free: stream the microphone over a voice session, hear answers as they "
+        "are written, talk over them (or press Enter) to interrupt",
+    )
+    voice.add_argument(
+        "--stream-command",
+        default="arecord -q -t raw -f S16_LE -r 16000 -c 1 -",
+        help="--live: command that writes raw 16 kHz mono 16-bit PCM to stdout "
+        "(default: %(default)s)",
+    )
+    voice.add_argument(
+        "--echo-cancellation",
+        action="store_true",
+        help="--live: the microphone hears no loudspeaker (a headset, or echo cancellation)",
+    )
+    voice.add_argument(
         "--record-command",
         default="arecord -q -t wav -f S16_LE -r 16000 -c 1 -",
         help="command that writes a WAV to stdout until stopped (default: %(default)s)",

@@ -111,6 +111,13 @@ class Session:
             raise ClientError("the connection to the server was lost") from None
         return request_id
 
+    async def send_audio(self, data: bytes) -> None:
+        """A binary frame: a voice session's microphone audio."""
+        try:
+            await self._ws.send_message(data)
+        except ConnectionClosed:
+            raise ClientError("the connection to the server was lost") from None
+
     async def call(self, action: str, payload: Any = None, until: str | None = None) -> Any:
         """Send ``action``; return the payload of its reply (the one named ``until``, if given)."""
         async with self._replies(action, payload) as replies:

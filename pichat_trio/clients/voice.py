@@ -4,7 +4,8 @@ A turn: record (push-to-talk with Enter or a GPIO button, or a fixed length),
 ``speech_to_text``, ``send_message`` with ``is_audio`` and the recording, print the answer
 as it streams, then ``text_to_speech`` with ``stream: true``, played as its chunks arrive.
 The live mode loops over turns and reconnects (with backoff) after the server restarts;
-``--input FILE.wav`` does one turn with that file and exits.
+``--input FILE.wav`` does one turn with that file and exits. ``--live`` talks hands-free
+over a voice session where the server offers one (``voice_live.py``).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from ..errors import UnsupportedAudio
 from .audio import Player, finished_wav, record
 from .lines import read_lines
 from .session import ClientError, Refused, ServerError, Session, open_session
+from .voice_live import offers_voice, run_live_session
 
 __all__ = ["run_voice"]
 
@@ -193,6 +195,12 @@ async def _live(voice: Voice, url: str, token: str, stdin: TextIO) -> int:
                     attempt = 0
                     conversation_id = await voice.conversation(session)
                     voice.say(f"[connected to {url}, conversation {conversation_id}]")
+                    if voice.args.live and await offers_voice(session):
+                        await _hands_free(voice, session, conversation_id, lines)
+                        nursery.cancel_scope.cancel()
+                        return 0
+                    if voice.args.live:
+                        voice.say("[the server has no voice sessions: push-to-talk turns]")
                     while True:
                         voice.say(f"[{triggers.prompt()}]")
                         await triggers.start()
@@ -220,6 +228,24 @@ async def _live(voice: Voice, url: str, token: str, stdin: TextIO) -> int:
                 voice.say(f"[{error}; reconnecting in {delay:g} s]")
                 await trio.sleep(delay)
     return 0
+
+
+async def _hands_free(
+    voice: Voice, session: Session, conversation_id: str, lines: trio.MemoryReceiveChannel[str]
+) -> None:
+    args = voice.args
+    await run_live_session(
+        session,
+        conversation_id,
+        stream_command=args.stream_command,
+        play_command=None if args.no_play else args.play_command,
+        language=args.language,
+        echo_cancellation=args.echo_cancellation,
+        lines=lines,
+        say=voice.say,
+    )
+    if session.lost is not None:
+        raise ClientError(session.lost)
 
 
 def run_voice(url: str, token: str, args: argparse.Namespace) -> int:

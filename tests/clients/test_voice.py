@@ -212,6 +212,7 @@ async def test_a_gpio_button_is_push_to_talk(tmp_path):
                 seconds=None,
                 gpio=17,
                 play_command="true",
+                live=False,
                 record_command=f"sh -c 'cat {recording}; echo > {recorded}; exec sleep 60'",
             )
             screen = Screen()

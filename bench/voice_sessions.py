@@ -1,0 +1,320 @@
+"""Voice sessions over loopback: end of speech, first audio, barge-in, concurrency.
+
+The server runs with its AI pointed at the fake Azure OpenAI (a
+five-sentence answer, ``--token-rate`` tokens a second) and either the
+offline engines (pocketsphinx, espeak-ng) or Azure Speech through the real
+SDK against the fake endpoint (``--engine azure``). Clients stream
+espeak-ng speech in 20 ms frames at the pace of real time and report:
+
+- final transcript: from the end of the last voiced frame sent to the final
+  ``voice_transcript`` (target: ``silence_ms`` + 300 ms, p95);
+- first audio: from the token that completes the answer's first sentence
+  (the next token, which tells "3." from "3.14", arrives later still) to the
+  first ``voice_audio`` (target 400 ms, p95), and whether two chunks came
+  before the answer finished;
+- barge-in: from ``voice_interrupt`` sent to the last ``voice_audio`` of that
+  answer received, and to the fake AI seeing its request closed (100 ms);
+- ``--sessions N``: N sessions at once, the server in a child process pinned
+  to one core (``taskset``), each doing ``--turns`` turns; the final
+  transcript figures and how many turns completed show whether it keeps up.
+
+    .venv/bin/python bench/voice_sessions.py                       # offline, latencies
+    .venv/bin/python bench/voice_sessions.py --engine azure
+    .venv/bin/python bench/voice_sessions.py --engine azure --sessions 100 --turns 2
+    .venv/bin/python bench/voice_sessions.py --sessions 4 --turns 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import signal
+import statistics
+import subprocess
+import sys
+import tempfile
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+import trio
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from pichat_trio.adapters.speech.pcm import resample_slice, resampled_length  # noqa: E402
+from pichat_trio.client import Client, open_client  # noqa: E402
+from pichat_trio.fakes.azure_openai import Behaviour, FakeAzureOpenAI  # noqa: E402
+from pichat_trio.fakes.azure_speech import FakeAzureSpeech, open_fake_azure_speech  # noqa: E402
+from pichat_trio.server import serve  # noqa: E402
+from pichat_trio.settings import load_settings  # noqa: E402
+from pichat_trio.wav import parse_wav  # noqa: E402
+
+RATE = 16000
+TOKEN = "bench-token-0123456789abcdef"
+VOICE = "en-us+klatt5"
+PHRASE = "play some music please"
+WORDS = [
+    *("One", " is", " first.", " Two", " comes", " next.", " Three", " is", " here."),
+    *(" Four", " is", " near.", " Five", " ends", " it."),
+]
+FRAME_MS = 20
+SILENCE_MS = 600
+
+
+def spoken(text: str, voice: str) -> bytes:
+    """``text`` said by espeak-ng, as 16 kHz mono PCM."""
+    argv = ["espeak-ng", "-v", voice, "--stdout", text]
+    wav = subprocess.run(argv, capture_output=True, check=True).stdout
+    pcm = parse_wav(wav, max_seconds=600.0, max_bytes=1 << 30)
+    return resample_slice(pcm, RATE, 0, resampled_length(pcm, RATE))
+
+
+def silence(ms: int) -> bytes:
+    return bytes(2 * RATE * ms // 1000)
+
+
+def _p95(values: list[float]) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(0.95 * len(ordered)))]
+
+
+def _line(name: str, values: list[float], target: float | None = None) -> str:
+    if not values:
+        return f"{name:34} no samples"
+    verdict = "" if target is None else ("  ok" if _p95(values) <= target else "  OVER")
+    return (
+        f"{name:34} n={len(values):4}  median {statistics.median(values):7.1f} ms  "
+        f"p95 {_p95(values):7.1f} ms" + ("" if target is None else f"  (<= {target:g})") + verdict
+    )
+
+
+class Turn:
+    def __init__(self) -> None:
+        self.final_ms: float | None = None
+        self.first_audio_ms: float | None = None
+        self.chunks_before_finish = 0
+        self.interrupt_to_last_audio_ms: float | None = None
+        self.interrupted_at: float | None = None
+        self.done = False
+
+
+def _env(
+    tmp: Path, engine: str, ai: FakeAzureOpenAI, speech: FakeAzureSpeech | None
+) -> dict[str, str]:
+    env = {
+        "ENVIRONMENT": "development",
+        "API_TOKEN": TOKEN,
+        "DATABASE_URL": f"sqlite:///{tmp / 'bench.db'}",
+        "SERVER_HOST": "127.0.0.1",
+        "SERVER_PORT": "0",
+        "AUDIO_DIR": str(tmp / "audio"),
+        "AI_PROVIDER": "azure",
+        "AZURE_OPENAI_ENDPOINT": ai.endpoint,
+        "AZURE_OPENAI_KEY": ai.api_key,
+        "AZURE_OPENAI_DEPLOYMENT_GPT4": "gpt-4",
+        "AZURE_OPENAI_DEPLOYMENT_GPT35": "gpt-35-turbo",
+        "MAX_CONNECTIONS_PER_USER": "1000",
+        "USER_RATE_LIMIT_PER_SECOND": "100000",
+        "USER_RATE_LIMIT_BURST": "100000",
+        "MAX_GENERATIONS_PER_USER": "1000",
+        "LOG_LEVEL": "WARNING",
+    }
+    if engine == "azure" and speech is not None:
+        env |= {"AZURE_SPEECH_KEY": speech.key, "AZURE_SPEECH_ENDPOINT": speech.host}
+    return env
+
+
+@asynccontextmanager
+async def _fakes(args: argparse.Namespace) -> AsyncIterator[tuple[FakeAzureOpenAI, Any]]:
+    ai = FakeAzureOpenAI(words=WORDS, behaviour=Behaviour(tokens=len(WORDS), rate=args.token_rate))
+    speech_fake = FakeAzureSpeech(key="bench-speech-key", stt_text="Play some music, please.")
+    async with trio.open_nursery() as nursery:
+        await nursery.start(ai.serve)
+        async with open_fake_azure_speech(speech_fake) as speech:
+            yield ai, speech
+        nursery.cancel_scope.cancel()
+
+
+@asynccontextmanager
+async def _in_process(env: dict[str, str]) -> AsyncIterator[str]:
+    stop = trio.Event()
+    async with trio.open_nursery() as nursery:
+        url = await nursery.start(
+            partial(serve, load_settings(env, env_file=None), shutdown_trigger=stop.wait)
+        )
+        yield url.replace("http", "ws", 1)
+        stop.set()
+
+
+@asynccontextmanager
+async def _child(env: dict[str, str], core: int) -> AsyncIterator[str]:
+    """``pichat serve`` in a child process pinned to ``core``; its ws:// URL."""
+    argv = [sys.executable, "-m", "pichat_trio", "serve"]
+    if shutil.which("taskset"):
+        argv = ["taskset", "-c", str(core), *argv]
+    env = {**os.environ, **env, "LOG_LEVEL": "INFO", "LOG_FORMAT": "text"}
+    process = await trio.lowlevel.open_process(
+        argv, env=env, cwd=ROOT, stdin=subprocess.DEVNULL, stderr=subprocess.PIPE
+    )
+    assert process.stderr is not None
+    url, buffer = "", b""
+    with trio.fail_after(60):
+        while not url:
+            chunk = await process.stderr.receive_some()
+            if not chunk:
+                raise RuntimeError("the server exited: " + buffer.decode()[-2000:])
+            buffer += chunk
+            text = buffer.decode(errors="replace")
+            if " listening on " in text:
+                url = text.split(" listening on ", 1)[1].split()[0]
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_drain, process.stderr)
+        try:
+            yield url.replace("http", "ws", 1)
+        finally:
+            process.send_signal(signal.SIGTERM)
+            with trio.move_on_after(30):
+                await process.wait()
+            nursery.cancel_scope.cancel()
+
+
+async def _drain(stream: trio.abc.ReceiveStream) -> None:
+    async for _ in stream:
+        pass
+
+
+async def _microphone(client: Client, pcm: bytes, clock: dict[str, float]) -> None:
+    size = 2 * RATE * FRAME_MS // 1000
+    start = trio.current_time()
+    for index, offset in enumerate(range(0, len(pcm), size)):
+        # frames at their real-time instants, whatever the scheduler did before
+        await trio.sleep_until(start + index * FRAME_MS / 1000)
+        await client.send_raw(pcm[offset : offset + size])
+        if offset + size >= clock["voiced_end_byte"] and "voiced_end" not in clock:
+            clock["voiced_end"] = trio.current_time()
+
+
+async def _turn(
+    client: Client, voice: dict[str, Any], interrupt: bool, ai: FakeAzureOpenAI
+) -> Turn:
+    turn = Turn()
+    speech = spoken(PHRASE, VOICE)
+    lead = silence(300)
+    audio = lead + speech + silence(SILENCE_MS + 900)
+    clock: dict[str, float] = {"voiced_end_byte": len(lead) + len(speech)}
+    first_sentence_at: float | None = None
+    text = ""
+    message_id = ""
+    interrupted_at: float | None = None
+    chunks = 0
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(_microphone, client, audio, clock)
+        while True:
+            frame = await client.receive()
+            action, payload = frame["action"], frame["payload"]
+            now = trio.current_time()
+            if action == "voice_transcript" and payload["final"] and turn.final_ms is None:
+                turn.final_ms = 1000 * (now - clock.get("voiced_end", now))
+            elif action == "message_stream" and not payload["finished"]:
+                text += payload["token"]
+                if first_sentence_at is None and "." in text:
+                    first_sentence_at = now
+            elif action == "message_stream" and payload["finished"]:
+                turn.chunks_before_finish = chunks
+                if interrupt:
+                    break
+            elif action == "voice_audio" and not payload["final"]:
+                chunks += 1
+                message_id = payload["message_id"]
+                if interrupted_at is not None:
+                    turn.interrupt_to_last_audio_ms = 1000 * (now - interrupted_at)
+                if turn.first_audio_ms is None and first_sentence_at is not None:
+                    turn.first_audio_ms = 1000 * (now - first_sentence_at)
+                if interrupt and chunks == 2 and interrupted_at is None:
+                    interrupted_at = turn.interrupted_at = trio.current_time()
+                    turn.interrupt_to_last_audio_ms = 0.0
+                    await client.request(
+                        "voice_interrupt",
+                        {"voice_id": voice["voice_id"], "message_id": message_id, "played_ms": 1},
+                    )
+            elif action == "voice_audio" and payload["final"]:
+                break
+        nursery.cancel_scope.cancel()
+    turn.done = True
+    return turn
+
+
+async def _session(
+    url: str,
+    ai: FakeAzureOpenAI,
+    turns: int,
+    interrupt_every: int,
+    out: list[Turn],
+    upstream: list[float],
+) -> None:
+    async with open_client(url, TOKEN) as client:
+        reply = await client.call("voice_start", {"sample_rate": RATE, "silence_ms": SILENCE_MS})
+        voice = reply["payload"]
+        for index in range(turns):
+            interrupt = interrupt_every > 0 and index % interrupt_every == interrupt_every - 1
+            sent_before = len(ai.requests)
+            turn = await _turn(client, voice, interrupt, ai)
+            out.append(turn)
+            if interrupt and turn.interrupt_to_last_audio_ms is not None:
+                # the request this turn made: the first one after ``sent_before``
+                request = await ai.wait_disconnected(sent_before)
+                if request.disconnected_at is not None and turn.interrupted_at is not None:
+                    upstream.append(1000 * (request.disconnected_at - turn.interrupted_at))
+            await trio.sleep(0.3)
+
+
+async def main_async(args: argparse.Namespace) -> None:
+    with tempfile.TemporaryDirectory() as tmp:
+        async with _fakes(args) as (ai, speech):
+            env = _env(Path(tmp), args.engine, ai, speech)
+            child = args.sessions > 1
+            runner = _child(env, args.core) if child else _in_process(env)
+            async with runner as url:
+                out: list[Turn] = []
+                upstream: list[float] = []
+                async with trio.open_nursery() as nursery:
+                    for _ in range(args.sessions):
+                        nursery.start_soon(
+                            _session, url, ai, args.turns, args.interrupt_every, out, upstream
+                        )
+                        await trio.sleep(0.05)
+    finals = [t.final_ms for t in out if t.final_ms is not None]
+    firsts = [t.first_audio_ms for t in out if t.first_audio_ms is not None]
+    barge = [t.interrupt_to_last_audio_ms for t in out if t.interrupt_to_last_audio_ms is not None]
+    print(
+        f"engine {args.engine}, {args.sessions} session(s) x {args.turns} turns, "
+        f"token rate {args.token_rate}/s, silence_ms {SILENCE_MS}"
+        + (f", server pinned to core {args.core}" if args.sessions > 1 else "")
+    )
+    print(f"turns completed: {sum(t.done for t in out)} of {args.sessions * args.turns}")
+    print(_line("final transcript after speech", finals, SILENCE_MS + 300))
+    print(_line("first voice_audio after sentence 1", firsts, 400))
+    full = [t for t in out if t.interrupt_to_last_audio_ms is None]
+    early = sum(t.chunks_before_finish >= 2 for t in full)
+    print(f"{'two chunks before finished':34} {early} of {len(full)} uninterrupted turns")
+    print(_line("interrupt -> last audio received", barge, 100))
+    print(_line("interrupt -> AI request closed", upstream, 100))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--engine", choices=("offline", "azure"), default="offline")
+    parser.add_argument("--sessions", type=int, default=1)
+    parser.add_argument("--turns", type=int, default=20)
+    parser.add_argument("--interrupt-every", type=int, default=2)
+    parser.add_argument("--token-rate", type=float, default=10.0)
+    parser.add_argument("--core", type=int, default=0)
+    trio.run(main_async, parser.parse_args())
+
+
+if __name__ == "__main__":
+    main()
