@@ -2,6 +2,7 @@
 // updates from the user's other devices, over one WebSocket (connection.js).
 import { Recorder, StreamPlayer, toBase64 } from "./audio.js";
 import { Connection } from "./connection.js";
+import { HandsFree } from "./handsfree.js";
 import {
   $,
   describeError,
@@ -31,6 +32,7 @@ const state = {
   accents: DEFAULT_ACCENTS,
   recorder: null,
   player: null,
+  handsFree: null, // the voice session, while hands-free is on
 };
 
 // ---- sign-in ------------------------------------------------------------------------
@@ -56,7 +58,10 @@ function signIn(token) {
   state.connection = new Connection(token, {
     onState: setStatus,
     onFrame: handleFrame,
-    onOpen: refresh,
+    onOpen: () => {
+      endHandsFree(true); // a session does not outlive its connection
+      return refresh();
+    },
     onRejected: (why) => {
       localStorage.removeItem(TOKEN_KEY);
       showSignIn(why);
@@ -246,6 +251,7 @@ async function submit() {
 }
 
 async function stopAnswer() {
+  if (state.handsFree?.interrupt()) return; // the answer being spoken: barge-in
   if (!state.current) return;
   try {
     await request("cancel_generation", { conversation_id: state.current });
@@ -263,6 +269,7 @@ function report(error) {
 let renderQueued = new Set();
 
 function handleFrame(frame, answered) {
+  state.handsFree?.onFrame(frame);
   const p = frame.payload || {};
   switch (frame.action) {
     case "conversation_created":
@@ -528,6 +535,51 @@ function finishPlaying() {
   state.player = null;
 }
 
+// Hands-free: a voice session. The page listens all the time, answers aloud sentence by
+// sentence, and stops an answer when the user talks over it or presses Stop.
+async function toggleHandsFree() {
+  if (state.handsFree) {
+    await endHandsFree(false);
+    return;
+  }
+  showError("");
+  const button = $("handsfree");
+  const handsFree = new HandsFree(state.connection, {
+    onStatus: (text) => setStatus("listening", text),
+    onHeard: (text) => setStatus("listening", text ? `You said: ${text}` : "Nothing was heard"),
+    onChunk: (count) => {
+      button.dataset.chunks = String(count);
+    },
+  });
+  try {
+    const started = await handsFree.start(state.current);
+    state.handsFree = handsFree;
+    button.setAttribute("aria-pressed", "true");
+    button.textContent = "Stop hands-free";
+    if (started.conversation_id !== state.current) await openConversation(started.conversation_id);
+  } catch (error) {
+    handsFree.lost = true;
+    await handsFree.stop().catch(() => {});
+    showError(`Hands-free cannot start: ${error.message}`);
+  }
+}
+
+async function endHandsFree(lost) {
+  const handsFree = state.handsFree;
+  if (!handsFree) return;
+  state.handsFree = null;
+  handsFree.lost = lost;
+  const button = $("handsfree");
+  button.setAttribute("aria-pressed", "false");
+  button.textContent = "Hands-free";
+  try {
+    await handsFree.stop();
+  } catch (error) {
+    if (!lost) report(error);
+  }
+  if (state.connection.connected) setStatus("connected", "Connected");
+}
+
 // ---- the phone layout's sidebar --------------------------------------------------
 
 function toggleSidebar() {
@@ -584,6 +636,7 @@ function wire() {
   record.addEventListener("pointerdown", onRecordPointerDown);
   record.addEventListener("pointerup", onRecordPointerUp);
   record.addEventListener("click", onRecordClick);
+  $("handsfree").addEventListener("click", () => toggleHandsFree().catch(report));
 }
 
 wire();

@@ -157,6 +157,16 @@ export class Connection {
     return this.ws !== null && this.ws.readyState === WebSocket.OPEN;
   }
 
+  // A binary frame (a voice session's microphone); dropped while disconnected.
+  sendBinary(bytes) {
+    if (this.connected) this.ws.send(bytes);
+  }
+
+  // An action that gets no reply unless it is wrong (voice_interrupt, voice_playback).
+  send(action, payload) {
+    if (this.connected) this.ws.send(JSON.stringify({ action, payload }));
+  }
+
   // Send an action; resolves with the payload of its reply (the frame carrying the same
   // request_id, or the one named `until`), rejects with a ProtocolError.
   request(action, payload, { until, onChunk, chunkAction } = {}) {
