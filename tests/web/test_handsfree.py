@@ -10,6 +10,9 @@ import trio
 from support import RunningServer, make_settings, run_server
 from voice.voice_support import needs_espeak
 
+from pichat_trio.ports import PcmAudio
+from pichat_trio.wav import encode_wav, parse_wav
+
 from .browser import Page, expect, in_browser, needs_browser, on_trio, open_page
 from .test_page import _all_messages, answer, sign_in
 
@@ -46,7 +49,11 @@ async def test_hands_free_hears_answers_aloud_and_stops(tmp_path: Path) -> None:
         ["espeak-ng", "-v", "en-us+klatt5", "-w", str(speech), "play some music please"]
     )
     padded = tmp_path / "padded.wav"  # a long pause before the fake microphone loops
-    await trio.run_process(["sox", str(speech), str(padded), "pad", "0.5", "12"])
+    pcm = parse_wav(speech.read_bytes(), max_seconds=60, max_bytes=1 << 24)
+    pause = bytes(2 * pcm.sample_rate * 12)
+    padded.write_bytes(
+        encode_wav(PcmAudio(pcm.sample_rate, 1, bytes(pause[:8000]) + pcm.frames + pause))
+    )
     microphone = (
         "--use-fake-ui-for-media-stream",
         "--use-fake-device-for-media-stream",
