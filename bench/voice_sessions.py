@@ -6,7 +6,8 @@ offline engines (pocketsphinx, espeak-ng) or Azure Speech through the real
 SDK against the fake endpoint (``--engine azure``). Clients stream
 espeak-ng speech in 20 ms frames at the pace of real time and report:
 
-- final transcript: from the end of the last voiced frame sent to the final
+- final transcript: from sending the last frame the server's detector calls
+  speech (found by running the same detector over the clip) to the final
   ``voice_transcript`` (target: ``silence_ms`` + 300 ms, p95);
 - first audio: from the token that completes the answer's first sentence
   (the next token, which tells "3." from "3.14", arrives later still) to the
@@ -46,6 +47,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from pichat_trio.adapters.speech.pcm import resample_slice, resampled_length  # noqa: E402
+from pichat_trio.adapters.speech.vad import WebRtcVoiceDetector  # noqa: E402
 from pichat_trio.client import Client, open_client  # noqa: E402
 from pichat_trio.fakes.azure_openai import Behaviour, FakeAzureOpenAI  # noqa: E402
 from pichat_trio.fakes.azure_speech import FakeAzureSpeech, open_fake_azure_speech  # noqa: E402
@@ -71,6 +73,17 @@ def spoken(text: str, voice: str) -> bytes:
     wav = subprocess.run(argv, capture_output=True, check=True).stdout
     pcm = parse_wav(wav, max_seconds=600.0, max_bytes=1 << 30)
     return resample_slice(pcm, RATE, 0, resampled_length(pcm, RATE))
+
+
+def last_voiced_byte(pcm: bytes) -> int:
+    """Where the last frame the server's detector calls speech ends, in bytes."""
+    detector = WebRtcVoiceDetector(RATE)
+    size = 2 * detector.frame_samples
+    last = 0
+    for offset in range(0, len(pcm) - size + 1, size):
+        if detector.is_speech(pcm[offset : offset + size]):
+            last = offset + size
+    return last
 
 
 def silence(ms: int) -> bytes:
@@ -205,7 +218,7 @@ async def _turn(
     speech = spoken(PHRASE, VOICE)
     lead = silence(300)
     audio = lead + speech + silence(SILENCE_MS + 900)
-    clock: dict[str, float] = {"voiced_end_byte": len(lead) + len(speech)}
+    clock: dict[str, float] = {"voiced_end_byte": len(lead) + last_voiced_byte(speech)}
     first_sentence_at: float | None = None
     text = ""
     message_id = ""

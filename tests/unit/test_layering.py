@@ -188,3 +188,22 @@ def test_the_server_does_not_import_the_clients():
             if name.startswith("pichat_trio.clients")
         ]
     assert offences == []
+
+
+VOICE_SESSION = ("session.py", "endpointer.py", "sentences.py", "playback.py", "contracts.py")
+"""The voice session's own modules: written against its contracts and the ports, so
+they import no other service (``chat_answers.py`` is the one bridge to the chat service)."""
+
+
+def test_the_voice_session_depends_on_its_contracts_not_on_the_chat_service():
+    voice = PACKAGE / "services" / "voice"
+    offences = [
+        f"services/voice/{name} imports {imported}"
+        for name in VOICE_SESSION
+        for imported in _imports(voice / name)
+        if imported.startswith("pichat_trio.services")
+        and not imported.startswith("pichat_trio.services.voice")
+    ]
+    assert offences == []
+    bridge = _imports(voice / "chat_answers.py")
+    assert "pichat_trio.services.chat" in bridge  # the rule sees such an import
