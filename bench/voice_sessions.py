@@ -299,7 +299,7 @@ async def main_async(args: argparse.Namespace) -> None:
                         nursery.start_soon(
                             _session, url, ai, args.turns, args.interrupt_every, out, upstream
                         )
-                        await trio.sleep(0.05)
+                        await trio.sleep(args.stagger)
     finals = [t.final_ms for t in out if t.final_ms is not None]
     firsts = [t.first_audio_ms for t in out if t.first_audio_ms is not None]
     barge = [t.interrupt_to_last_audio_ms for t in out if t.interrupt_to_last_audio_ms is not None]
@@ -326,6 +326,9 @@ def main() -> None:
     parser.add_argument("--interrupt-every", type=int, default=2)
     parser.add_argument("--token-rate", type=float, default=10.0)
     parser.add_argument("--core", type=int, default=0)
+    parser.add_argument(
+        "--stagger", type=float, default=0.25, help="seconds between sessions' starts"
+    )
     trio.run(main_async, parser.parse_args())
 
 

@@ -237,15 +237,16 @@ def _chunk_end(audio: PcmAudio, start: int, total: int) -> int:
     return quietest_point(audio, _RECOGNISER_RATE, latest - _CUT_SEARCH_SAMPLES, latest, _CUT_FRAME)
 
 
-def new_decoder(sample_rate: int) -> Any:
-    """A pocketsphinx decoder with its bundled en-US model (about 90 MB, 0.4 s to load)."""
+def new_decoder(sample_rate: int, **options: Any) -> Any:
+    """A pocketsphinx decoder with its bundled en-US model (about 90 MB, 0.4 s to load);
+    ``options`` are the decoder's own (``fwdflat=False``, ...)."""
     try:
         from pocketsphinx import Decoder
     except ImportError:
         raise UpstreamUnavailable(
             "pocketsphinx is not installed; install it with `pip install pocketsphinx`"
         ) from None
-    return Decoder(samprate=sample_rate, loglevel="FATAL")
+    return Decoder(samprate=sample_rate, loglevel="FATAL", **options)
 
 
 def _restamp_header(header: bytes) -> bytes:

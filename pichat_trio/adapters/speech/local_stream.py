@@ -8,14 +8,16 @@ audio the decoder's best hypothesis so far is reported as a partial.
 Each utterance starts from the model's initial cepstral mean, so a result
 never depends on what another user said before.
 
-Measured (bench/voice.py): decoding with partials costs about 0.2 s of CPU
-per second of speech, so one core keeps up with about four live streams.
+Decoding costs about 0.15 s of CPU per second of audio, and a partial
+hypothesis a little more: one core keeps up with a handful of live streams
+(bench/voice_sessions.py --sessions N measures it).
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from functools import partial
 from typing import Any
 
 import trio
@@ -62,7 +64,9 @@ class OfflineStreamingRecognizer:
                 self._free.append(decoder)
 
     async def _load(self) -> Any:
-        decoder = await trio.to_thread.run_sync(new_decoder, RATE)
+        # No flat-lexicon second pass: the final text comes 10 ms after the end of
+        # the audio instead of 50-60 ms, and it was the same on the benchmark's phrases.
+        decoder = await trio.to_thread.run_sync(partial(new_decoder, RATE, fwdflat=False))
         if not self._initial_cmn:
             self._initial_cmn = decoder.get_cmn(False)
         return decoder
