@@ -196,8 +196,14 @@ async def _child(env: dict[str, str], core: int) -> AsyncIterator[str]:
 
 
 async def _drain(stream: trio.abc.ReceiveStream) -> None:
-    async for _ in stream:
-        pass
+    """The server's log lines: warnings and errors are printed."""
+    buffer = b""
+    async for chunk in stream:
+        *lines, rest = (buffer + chunk).split(b"\n")
+        buffer = rest
+        for line in lines:
+            if b"WARNING" in line or b"ERROR" in line or b"Traceback" in line:
+                print("server:", line.decode(errors="replace")[:300], file=sys.stderr)
 
 
 async def _microphone(client: Client, pcm: bytes, clock: dict[str, float]) -> None:
@@ -261,6 +267,13 @@ async def _turn(
     return turn
 
 
+async def _session_or_report(*args: Any) -> None:
+    try:
+        await _session(*args)
+    except Exception as error:  # one lost session is a figure, not the end of the run
+        print(f"session failed: {error!r}", file=sys.stderr)
+
+
 async def _session(
     url: str,
     ai: FakeAzureOpenAI,
@@ -297,7 +310,13 @@ async def main_async(args: argparse.Namespace) -> None:
                 async with trio.open_nursery() as nursery:
                     for _ in range(args.sessions):
                         nursery.start_soon(
-                            _session, url, ai, args.turns, args.interrupt_every, out, upstream
+                            _session_or_report,
+                            url,
+                            ai,
+                            args.turns,
+                            args.interrupt_every,
+                            out,
+                            upstream,
                         )
                         await trio.sleep(args.stagger)
     finals = [t.final_ms for t in out if t.final_ms is not None]
