@@ -8,8 +8,9 @@ which adapter each setting picks; nothing below it does.
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
+from functools import partial
 
 import sqlalchemy as sa
 import trio
@@ -28,7 +29,7 @@ from .adapters.sql.repository import SqlRepository
 from .dispatch.router import Router, Services
 from .errors import PichatError
 from .metrics import Metrics
-from .ports import ChatModel, Hub, SpeechEngine, StreamingRecognizer
+from .ports import ChatModel, Hub, PcmSpeaker, SpeechEngine, StreamingRecognizer
 from .protocol.schemas import Schemas
 from .services.chat import ChatService
 from .services.conversations import ConversationService
@@ -302,17 +303,17 @@ def _voice_kit(engine: SpeechEngine) -> VoiceKit:
     """The live-voice engines that go with ``engine``: the same service listens
     (Azure's push stream, or pocketsphinx's streaming decoder) and speaks."""
     recognizer: StreamingRecognizer
+    speaker: Callable[[], PcmSpeaker] = partial(EnginePcmSpeaker, engine)
     if engine.name == "azure":  # the SDK is imported only when it is used
         from .adapters.speech.azure import AzureSpeechEngine
         from .adapters.speech.azure_stream import AzureStreamingRecognizer
+        from .adapters.speech.azure_voice import AzureSessionSpeaker
 
         assert isinstance(engine, AzureSpeechEngine)
         recognizer = AzureStreamingRecognizer(engine)
+        speaker = partial(AzureSessionSpeaker, engine)
     else:
         recognizer = OfflineStreamingRecognizer()
     return VoiceKit(
-        engine=engine.name,
-        detector=WebRtcVoiceDetector,
-        recognizer=recognizer,
-        speaker=EnginePcmSpeaker(engine),
+        engine=engine.name, detector=WebRtcVoiceDetector, recognizer=recognizer, speaker=speaker
     )

@@ -199,9 +199,12 @@ class StreamingRecognizer(Protocol):
 
 
 class PcmSpeaker(Protocol):
-    """Text to raw speech: mono 16-bit little-endian PCM at a given rate."""
+    """Text to raw speech: mono 16-bit little-endian PCM at a given rate. One per
+    voice session; ``aclose`` releases what it kept (a connection) at the end."""
 
     async def speak(self, text: str, voice: VoiceSettings, sample_rate: int) -> bytes: ...
+
+    async def aclose(self) -> None: ...
 
 
 # -------------------------------------------------------------------- hub

@@ -162,7 +162,7 @@ class VoiceActions:
             options,
             detector=kit.detector(p.sample_rate),
             recognizer=kit.recognizer,
-            speaker=kit.speaker,
+            speaker=kit.speaker(),
             answers=answers,
             events=_Events(peer, voice_id, p.sample_rate),
             voice=settings.voice_settings,

@@ -44,7 +44,11 @@ async def test_an_azure_voice_session_streams_recognition_and_speech(tmp_path: P
     chunks = _of(frames, "voice_audio")
     assert "".join(c["text"] for c in chunks) == ai.answer()
     assert all(c["audio_data"] for c in chunks[:-1])  # each sentence synthesised by Azure
-    # recognition connections (one per utterance) and one synthesis per sentence
+    # a recognition connection per utterance; one synthesis per sentence, all of them
+    # on the session's one synthesis connection, asking for raw 16 kHz PCM
     paths = [c.path for c in speech.connections]
     assert sum("/speech/recognition/" in p for p in paths) >= 1
     assert len(speech.ssml) == len(chunks) - 1
+    synthesis = [c for c in speech.connections if "/cognitiveservices/websocket/v1" in c.path]
+    assert len(synthesis) == 1
+    assert "raw-16khz-16bit-mono-pcm" in synthesis[0].bodies("synthesis.context")[0]

@@ -32,7 +32,7 @@ from ...wav import wav_header
 from .pcm import downmix
 from .ssml import build_ssml
 
-__all__ = ["AzureSpeechEngine", "stop_in_background"]
+__all__ = ["AzureSpeechEngine", "ssml_for", "stop_in_background", "stop_synthesizer"]
 
 log = logging.getLogger(__name__)
 
@@ -90,6 +90,14 @@ class AzureSpeechEngine:
     def error_for(self, details: Any) -> PichatError:
         """The domain error for SDK cancellation details."""
         return self._error(details)
+
+    def failure_for(self, result: Any) -> PichatError:
+        """The domain error for a synthesis result that is not a success."""
+        return self._failure(result)
+
+    def synthesizer(self, output_format: Any) -> Any:
+        """A new SDK synthesizer for this service; the caller stops and closes it."""
+        return self._synthesizer(output_format)
 
     def _config(self) -> Any:
         if self._host:
@@ -251,6 +259,16 @@ def _forward(
 def _push_all(stream: Any, audio: PcmAudio) -> None:
     stream.write(downmix(audio).frames)
     stream.close()  # the end of the audio: the service finishes the last phrase
+
+
+def ssml_for(text: str, voice: VoiceSettings) -> str:
+    """The SSML document that speaks ``text`` with the user's voice settings."""
+    return _ssml(text, voice)
+
+
+def stop_synthesizer(synthesizer: Any) -> None:
+    """Blocking: stop a synthesizer and close its connection (in a worker thread)."""
+    _stop_synthesizer(synthesizer)
 
 
 def _ssml(text: str, voice: VoiceSettings) -> str:

@@ -30,6 +30,9 @@ class EnginePcmSpeaker:
         synthesis = await self._engine.synthesize(text, voice, "wav")
         return await trio.to_thread.run_sync(_convert, synthesis.audio, sample_rate)
 
+    async def aclose(self) -> None:
+        """Nothing kept: each sentence is one call of the engine."""
+
 
 def _convert(wav: bytes, rate: int) -> bytes:
     pcm: PcmAudio = downmix(parse_wav(wav, max_seconds=math.inf, max_bytes=_MAX_BYTES))

@@ -12,12 +12,13 @@ __all__ = ["VoiceKit"]
 
 @dataclass(frozen=True)
 class VoiceKit:
-    """``detector(rate)`` makes one voice detector per session (they keep state)."""
+    """``detector(rate)`` makes one voice detector per session (they keep state), and
+    ``speaker()`` one speaker (it may keep a connection open for the session)."""
 
     engine: str  # "azure" or "offline"
     detector: Callable[[int], VoiceDetector]
     recognizer: StreamingRecognizer
-    speaker: PcmSpeaker
+    speaker: Callable[[], PcmSpeaker]
     sample_rates: tuple[int, ...] = (16000,)
     barge_in_dbfs: float = -30.0
     threshold_dbfs: float = -50.0

@@ -139,9 +139,10 @@ class VoiceSession:
         finally:
             self._nursery = self._turns = None
             answer = self._close_speaking()
-            if answer is not None:
-                with trio.move_on_after(_CLEANUP_SECONDS, shield=True):
+            with trio.move_on_after(_CLEANUP_SECONDS, shield=True):
+                if answer is not None:
                     await answer.wait_stored()
+                await self._speaker.aclose()
 
     def _close_speaking(self) -> Answer | None:
         """At the end of the session: the answer being spoken stops, as heard."""
