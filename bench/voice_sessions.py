@@ -238,6 +238,11 @@ async def _turn(
             now = trio.current_time()
             if action == "voice_transcript" and payload["final"] and turn.final_ms is None:
                 turn.final_ms = 1000 * (now - clock.get("voiced_end", now))
+            elif (
+                action == "message_stream"
+                and payload["conversation_id"] != voice["conversation_id"]
+            ):
+                continue  # (a session's own user has no other conversation going)
             elif action == "message_stream" and not payload["finished"]:
                 text += payload["token"]
                 if first_sentence_at is None and "." in text:
@@ -274,7 +279,16 @@ async def _session_or_report(*args: Any) -> None:
         print(f"session failed: {error!r}", file=sys.stderr)
 
 
+def _tokens(env: dict[str, str], count: int) -> list[str]:
+    """A user per session (``pichat users add``): no session sees another's answers."""
+    names = [f"voice{i}" for i in range(count)]
+    argv = [sys.executable, "-m", "pichat_trio", "users", "add", *names]
+    out = subprocess.run(argv, env={**os.environ, **env}, check=True, capture_output=True)
+    return [line.split()[1] for line in out.stdout.decode().splitlines()]
+
+
 async def _session(
+    token: str,
     url: str,
     ai: FakeAzureOpenAI,
     turns: int,
@@ -282,7 +296,7 @@ async def _session(
     out: list[Turn],
     upstream: list[float],
 ) -> None:
-    async with open_client(url, TOKEN) as client:
+    async with open_client(url, token) as client:
         reply = await client.call("voice_start", {"sample_rate": RATE, "silence_ms": SILENCE_MS})
         voice = reply["payload"]
         for index in range(turns):
@@ -303,14 +317,16 @@ async def main_async(args: argparse.Namespace) -> None:
         async with _fakes(args) as (ai, speech):
             env = _env(Path(tmp), args.engine, ai, speech)
             child = args.sessions > 1
+            tokens = _tokens(env, args.sessions)
             runner = _child(env, args.core) if child else _in_process(env)
             async with runner as url:
                 out: list[Turn] = []
                 upstream: list[float] = []
                 async with trio.open_nursery() as nursery:
-                    for _ in range(args.sessions):
+                    for token in tokens:
                         nursery.start_soon(
                             _session_or_report,
+                            token,
                             url,
                             ai,
                             args.turns,

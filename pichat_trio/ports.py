@@ -191,6 +191,10 @@ class StreamingRecognizer(Protocol):
 
     name: str
 
+    async def prepare(self) -> None:
+        """A session has started: get ready for its first utterance (load a model)."""
+        ...
+
     def open_stream(
         self, language: str, sample_rate: int, on_partial: Callable[[str], None]
     ) -> AbstractAsyncContextManager[RecognitionStream]:

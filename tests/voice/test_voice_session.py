@@ -182,6 +182,9 @@ class _Scripted:
     def __init__(self, text: str) -> None:
         self.text = text
 
+    async def prepare(self) -> None:
+        pass
+
     @asynccontextmanager
     async def open_stream(
         self, language: str, sample_rate: int, on_partial: Callable[[str], None]

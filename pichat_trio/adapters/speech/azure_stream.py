@@ -33,6 +33,9 @@ class AzureStreamingRecognizer:
     def __init__(self, engine: AzureSpeechEngine) -> None:
         self._engine = engine
 
+    async def prepare(self) -> None:
+        """Nothing to load: each utterance opens its own recogniser."""
+
     @asynccontextmanager
     async def open_stream(
         self, language: str, sample_rate: int, on_partial: Callable[[str], None]

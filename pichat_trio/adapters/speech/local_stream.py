@@ -37,8 +37,17 @@ class OfflineStreamingRecognizer:
 
     def __init__(self, *, max_streams: int = 4) -> None:
         self._free: list[Any] = []
+        self._loaded = 0
+        self._max = max_streams
         self._slots = trio.Semaphore(max_streams)
         self._initial_cmn = ""
+
+    async def prepare(self) -> None:
+        """Load a decoder (0.4 s) now, when none is idle, so that a session's first
+        utterance does not wait for it at its end."""
+        async with self._slots:  # holding a slot: never more than max_streams loaded
+            if not self._free and self._loaded < self._max:
+                self._free.append(await self._load())
 
     @asynccontextmanager
     async def open_stream(
@@ -64,6 +73,7 @@ class OfflineStreamingRecognizer:
                 self._free.append(decoder)
 
     async def _load(self) -> Any:
+        self._loaded += 1
         # No flat-lexicon second pass: the final text comes 10 ms after the end of
         # the audio instead of 50-60 ms, and it was the same on the benchmark's phrases.
         decoder = await trio.to_thread.run_sync(partial(new_decoder, RATE, fwdflat=False))

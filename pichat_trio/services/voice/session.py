@@ -134,6 +134,7 @@ class VoiceSession:
             async with trio.open_nursery() as nursery:
                 self._nursery, self._turns = nursery, send
                 nursery.start_soon(self._answer_turns, receive)
+                nursery.start_soon(self._prepare)
                 task_status.started()
                 await trio.sleep_forever()
         finally:
@@ -143,6 +144,12 @@ class VoiceSession:
                 if answer is not None:
                     await answer.wait_stored()
                 await self._speaker.aclose()
+
+    async def _prepare(self) -> None:
+        try:
+            await self._recognizer.prepare()
+        except PichatError as error:  # no model: the first utterance will say so too
+            log.warning("the recogniser could not get ready: %s", error.message)
 
     def _close_speaking(self) -> Answer | None:
         """At the end of the session: the answer being spoken stops, as heard."""
