@@ -12,12 +12,14 @@ Layers, each importing only from the layers below it (a test keeps this true):
                                                  (protocol/encode.py), once per event
     dispatch    dispatch/                        one request: decoded by the protocol,
                                                  the services called, the replies encoded;
-                                                 long work runs as the connection's tasks
+                                                 long work runs as the connection's tasks,
+                                                 a voice session too (dispatch/voice.py)
     protocol    protocol/, events.py             sans-IO, beside the services (neither
                                                  imports the other): frame text to typed
                                                  requests, typed events and replies to
                                                  frame text; no trio, no sockets
-    services    services/                        conversations, chat, settings, speech:
+    services    services/                        conversations, chat, settings, speech,
+                                                 voice sessions (services/voice/):
                                                  typed arguments in, results out, domain
                                                  events to the hub; no JSON, no connections
     ports       ports.py, models.py, errors.py,  the contracts services need, and the
