@@ -288,3 +288,17 @@ async def test_voice_errors(tmp_path: Path) -> None:
         await client.send_raw(b"\x00\x00")
         after = await client.receive()
         assert after["payload"]["code"] == "unsupported_frame"
+
+
+async def test_audio_far_ahead_of_real_time_is_dropped_with_rate_limited(tmp_path: Path) -> None:
+    async with _voice_server(tmp_path) as (server, _), server.client() as client:
+        await _start(client)
+        frame = silence(200)
+        with trio.fail_after(30):
+            for _ in range(60):  # 12 s of audio at once: past the 5 s allowed ahead
+                await client.send_raw(frame)
+            refused = await client.receive()
+            assert refused["payload"]["code"] == "rate_limited", refused
+            assert refused["payload"]["retry_after_ms"] > 0
+            pong = await client.call("ping")  # the connection and its session go on
+    assert pong["action"] == "pong"
