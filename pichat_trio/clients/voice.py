@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import argparse
 import base64
+import os
+import stat
 import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable
 from contextlib import aclosing
@@ -243,9 +245,19 @@ async def _hands_free(
         echo_cancellation=args.echo_cancellation,
         lines=lines,
         say=voice.say,
+        stop_at_end_of_input=not _no_keyboard(),
     )
     if session.lost is not None:
         raise ClientError(session.lost)
+
+
+def _no_keyboard() -> bool:
+    """Standard input is a character device but no terminal: /dev/null, as under systemd."""
+    try:
+        mode = os.fstat(sys.stdin.fileno()).st_mode
+    except (OSError, ValueError):
+        return True
+    return stat.S_ISCHR(mode) and not os.isatty(sys.stdin.fileno())
 
 
 def run_voice(url: str, token: str, args: argparse.Namespace) -> int:

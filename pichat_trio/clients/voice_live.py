@@ -99,8 +99,11 @@ async def run_live_session(
     echo_cancellation: bool,
     lines: trio.MemoryReceiveChannel[str],
     say: Any,
+    stop_at_end_of_input: bool = True,
 ) -> None:
-    """Until the input ends (then ``voice_stop``) or the connection is lost."""
+    """Until the input ends (then ``voice_stop``) or the connection is lost. Without a
+    keyboard (``stop_at_end_of_input`` false: a service's stdin is /dev/null) the end
+    of input changes nothing: the session runs until the client is stopped."""
     payload: dict[str, Any] = {
         "sample_rate": RATE,
         "conversation_id": conversation_id,
@@ -125,6 +128,8 @@ async def run_live_session(
                     playback.stop()
                     await session.send("voice_interrupt", {**position, "played_ms": played})
                     say("[interrupted]")
+            if not stop_at_end_of_input:
+                await trio.sleep_forever()
             await session.call("voice_stop", {"voice_id": voice_id})
             nursery.cancel_scope.cancel()
 

@@ -7,6 +7,7 @@ keeps what it is given.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 import wave
@@ -78,3 +79,34 @@ async def test_live_mode_talks_hears_and_plays_over_a_voice_session(tmp_path: Pa
     with wave.open(str(played)) as wav:  # a WAV stream of the answer's chunks
         assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16000, 1, 2)
         assert len(wav.readframes(16000)) == 32000  # a second of it at least
+
+
+async def test_without_a_keyboard_the_live_session_outlives_the_end_of_input(
+    tmp_path: Path,
+) -> None:
+    """Under systemd stdin is /dev/null: its end must not end the session at once."""
+    async with run_server(make_settings(tmp_path)) as server:
+        process = await trio.lowlevel.open_process(
+            pichat_command(
+                "voice",
+                "--live",
+                "--no-play",
+                "--url",
+                server.url + "/ws",
+                "--token",
+                TOKEN,
+                "--stream-command",
+                _microphone(tmp_path),
+            ),
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+        )
+        try:
+            out = Lines(process.stdout)
+            await out.expect("you> ")
+            await out.expect("[spoken: ")
+            assert process.returncode is None  # still listening
+        finally:
+            process.send_signal(signal.SIGINT)  # Ctrl-C: the client stops its microphone
+            with trio.fail_after(WAIT):
+                await process.wait()  # and with it its microphone command
