@@ -12,7 +12,7 @@ COPY pichat_trio ./pichat_trio
 # The requirement names the wheel's file, whatever its version.
 RUN pip wheel --no-cache-dir --no-deps --wheel-dir /dist . \
     && wheel="$(ls /dist/pichat_trio-*.whl)" \
-    && echo "pichat-trio[azure-sql,speech,azure-monitor] @ file://${wheel}" > /dist/requirements.txt
+    && echo "pichat-trio[azure-sql,speech,azure-monitor,redis] @ file://${wheel}" > /dist/requirements.txt
 
 FROM python:3.11.11-slim-bookworm
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]

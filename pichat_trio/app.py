@@ -8,9 +8,11 @@ which adapter each setting picks; nothing below it does.
 from __future__ import annotations
 
 import logging
+import uuid
 from collections.abc import AsyncIterator, Callable
 from contextlib import AbstractAsyncContextManager, AsyncExitStack, asynccontextmanager
 from functools import partial
+from typing import TYPE_CHECKING
 
 import sqlalchemy as sa
 import trio
@@ -24,16 +26,18 @@ from .adapters.speech.local_stream import OfflineStreamingRecognizer
 from .adapters.speech.pcm_speaker import EnginePcmSpeaker
 from .adapters.speech.vad import WebRtcVoiceDetector
 from .adapters.sql.engine import engine_for, startup_error
+from .adapters.sql.instances import InstanceRegistry
 from .adapters.sql.migrate import upgrade
 from .adapters.sql.repository import SqlRepository
 from .dispatch.router import Router, Services
 from .errors import PichatError
 from .metrics import Metrics
-from .ports import ChatModel, Hub, PcmSpeaker, SpeechEngine, StreamingRecognizer
+from .ports import ChatModel, Hub, Leases, PcmSpeaker, SpeechEngine, StreamingRecognizer
 from .protocol.schemas import Schemas
 from .services.chat import ChatService
 from .services.conversations import ConversationService
 from .services.db import Database
+from .services.instances import Heartbeat
 from .services.preconnect import Preconnect
 from .services.revocation import RevocationWatch
 from .services.settings import SettingsService
@@ -46,6 +50,9 @@ from .transport.handshakes import FailedHandshakes
 from .transport.pacer import FramePacer
 from .transport.user_limits import UserLimits
 from .voices import ACCENTS
+
+if TYPE_CHECKING:
+    from .adapters.redis.backplane import Backplane
 
 __all__ = ["App", "open_app"]
 
@@ -195,23 +202,15 @@ async def open_app(settings: Settings, *, migrate: bool = True) -> AsyncIterator
         engine = engine_for(settings)
         stack.callback(engine.dispose)
         repository = SqlRepository(engine, _default_settings(settings))
+        instances = InstanceRegistry(engine, str(uuid.uuid4()), settings.instance_timeout_seconds)
+        repository.instance_id = instances.instance_id  # each answer names its instance
         metrics = Metrics()
         db = Database(repository, settings.db_threads, metrics, timeout=settings.db_timeout)
-        try:
-            if migrate:
-                await trio.to_thread.run_sync(upgrade, engine)
-            default_user = await db.run(
-                repository.ensure_user, settings.default_user, settings.api_token
-            )
-            interrupted = await db.run(repository.interrupt_streaming)
-        except (sa.exc.SQLAlchemyError, PichatError, OSError) as error:
-            raise startup_error(error, settings.database_setting) from error
-        if interrupted:
-            log.warning(
-                "%d answers were cut off by a previous stop; marked interrupted", interrupted
-            )
+        default_user = await _start_database(settings, db, instances, migrate=migrate)
 
-        hub: Hub = LocalHub()
+        backplane = await _open_backplane(stack, settings, instances.instance_id, metrics)
+        hub: Hub = LocalHub() if backplane is None else backplane.hub
+        leases: Leases | None = None if backplane is None else backplane.leases
         model: ChatModel = await stack.enter_async_context(_open_model(settings))
         log.info("AI provider: %s", model.name)
         speech, audio_store, speech_name, accents = await _open_speech(stack, settings, metrics)
@@ -229,7 +228,10 @@ async def open_app(settings: Settings, *, migrate: bool = True) -> AsyncIterator
             checkpoint_seconds=settings.checkpoint_seconds,
             max_per_user=settings.max_generations_per_user,
             metrics=metrics,
+            leases=leases,
         )
+        if backplane is not None:
+            backplane.leases.cancel_here = chat.cancel_here
         services = Services(
             conversations, user_settings, chat, speech, audio_store, voice, settings.max_frame_bytes
         )
@@ -250,13 +252,73 @@ async def open_app(settings: Settings, *, migrate: bool = True) -> AsyncIterator
                 db, app.user_limits.users, app.user_revoked, settings.revocation_check_seconds
             )
             nursery.start_soon(watch.run)
+            if backplane is not None:  # several instances: each beats, and sweeps the dead
+                beat = settings.instance_heartbeat_seconds
+                nursery.start_soon(Heartbeat(db, instances, beat).run)
             if settings.ai_preconnect > 0:
                 app.preconnect = Preconnect(model, settings.ai_preconnect)
                 nursery.start_soon(app.preconnect.run)
             if app.pacer is not None:
                 nursery.start_soon(app.pacer.run)
-            yield app
-            nursery.cancel_scope.cancel()
+            try:
+                yield app
+            finally:
+                nursery.cancel_scope.cancel()
+                await _leave(db, instances)
+
+
+async def _start_database(
+    settings: Settings, db: Database, instances: InstanceRegistry, *, migrate: bool
+) -> models.User:
+    """Schema, default user, this instance's row, and the answers a stop cut off."""
+    repository = db.repository
+    try:
+        if migrate:
+            await trio.to_thread.run_sync(upgrade, instances.engine)
+        default_user = await db.run(
+            repository.ensure_user, settings.default_user, settings.api_token
+        )
+        await db.run(instances.register)
+        # Alone, every answer left streaming was cut off; with other instances
+        # (a backplane), only those of instances that stopped beating.
+        interrupted = await db.run(partial(instances.sweep, alone=not settings.redis_url))
+    except (sa.exc.SQLAlchemyError, PichatError, OSError) as error:
+        raise startup_error(error, settings.database_setting) from error
+    if interrupted:
+        log.warning("%d answers were cut off by a previous stop; marked interrupted", interrupted)
+    return default_user
+
+
+async def _open_backplane(
+    stack: AsyncExitStack, settings: Settings, instance_id: str, metrics: Metrics
+) -> Backplane | None:
+    """The Redis backplane when ``REDIS_URL`` is set (several instances), else None."""
+    if not settings.redis_url:
+        return None
+    from .adapters.redis.backplane import open_backplane  # coredis: the ``redis`` extra
+
+    backplane = await stack.enter_async_context(
+        open_backplane(
+            settings.redis_url,
+            instance_id=instance_id,
+            registry=metrics.registry,
+            auth=settings.redis_auth,
+            batch_seconds=settings.redis_batch_seconds,
+            lease_seconds=settings.generation_lease_seconds,
+        )
+    )
+    log.info("instance %s: events across instances through Redis", instance_id)
+    return backplane
+
+
+async def _leave(db: Database, instances: InstanceRegistry) -> None:
+    """A clean stop: this instance's row goes, shielded, within two seconds."""
+    with trio.move_on_after(2) as leaving:
+        leaving.shield = True
+        try:
+            await db.run(instances.leave)
+        except Exception:
+            log.warning("could not remove instance %s from the database", instances.instance_id)
 
 
 def _open_model(settings: Settings) -> AbstractAsyncContextManager[ChatModel]:

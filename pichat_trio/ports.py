@@ -37,6 +37,8 @@ __all__ = [
     "Delivery",
     "FinishReason",
     "Hub",
+    "Instances",
+    "Leases",
     "PcmAudio",
     "PcmSpeaker",
     "RecognitionStream",
@@ -252,6 +254,39 @@ class Hub(Protocol):
     def subscribe(
         self, user_id: str, subscriber: Subscriber
     ) -> AbstractAsyncContextManager[None]: ...
+
+
+class Leases(Protocol):
+    """One answer per conversation across server instances (a Redis backplane).
+
+    ``acquire`` is False while another instance runs an answer in the
+    conversation; ``release`` never blocks. ``cancel_elsewhere`` stops the
+    answer another instance runs: whether there was one, and its message id.
+    """
+
+    async def acquire(self, user_id: str, conversation_id: str) -> bool: ...
+
+    def release(self, user_id: str, conversation_id: str) -> None: ...
+
+    async def cancel_elsewhere(
+        self, user_id: str, conversation_id: str
+    ) -> tuple[bool, str | None]: ...
+
+
+class Instances(Protocol):
+    """This server instance in the shared database, for crash recovery. Blocking methods."""
+
+    instance_id: str
+
+    def register(self) -> None: ...
+
+    def beat(self) -> None: ...
+
+    def sweep(self, *, alone: bool = False) -> int:
+        """Mark interrupted the streaming answers of instances that are gone; how many."""
+        ...
+
+    def leave(self) -> None: ...
 
 
 # ------------------------------------------------------------- repository

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -89,6 +89,11 @@ class Settings:
     speech_queue_per_user: int = 4
     audio_dir: Path = Path("./audio")
     redis_url: str = ""
+    redis_auth: str = "password"
+    redis_batch_seconds: float = 0.02
+    generation_lease_seconds: float = 10.0
+    instance_heartbeat_seconds: float = 5.0
+    instance_timeout_seconds: float = 20.0
     allowed_origins: frozenset[str] = frozenset()
     auth_failures_burst: float = 20.0
     auth_failures_per_minute: float = 30.0
@@ -227,7 +232,7 @@ def load_settings(
             "SPEECH_QUEUE_PER_USER", get("SPEECH_QUEUE_PER_USER"), 1, 1000
         ),
         "audio_dir": Path(get("AUDIO_DIR") or "./audio"),
-        "redis_url": get("REDIS_URL"),
+        **redis_options(get),
         "auth_failures_burst": float_value(
             "AUTH_FAILURES_BURST", get("AUTH_FAILURES_BURST"), 1, 1_000_000
         ),
@@ -295,3 +300,29 @@ def load_settings(
     }
     values.update(overrides)
     return Settings(**values)
+
+
+def redis_options(get: Callable[[str], str]) -> dict[str, Any]:
+    """The backplane's settings (``REDIS_URL`` and the scale-out timings)."""
+    url = get("REDIS_URL")
+    if url and not url.startswith(("redis://", "rediss://")):
+        raise SettingsError("REDIS_URL: expected redis://host:port/db or rediss://...")
+    auth = get("REDIS_AUTH") or "password"
+    if auth not in ("password", "entra"):
+        raise SettingsError(f"REDIS_AUTH={auth!r}: expected password or entra")
+    beat = float_value("INSTANCE_HEARTBEAT_SECONDS", get("INSTANCE_HEARTBEAT_SECONDS"), 0.05, 3600)
+    timeout = float_value("INSTANCE_TIMEOUT_SECONDS", get("INSTANCE_TIMEOUT_SECONDS"), 0.1, 86400)
+    if timeout <= 2 * beat:
+        raise SettingsError(
+            "INSTANCE_TIMEOUT_SECONDS must be more than twice INSTANCE_HEARTBEAT_SECONDS"
+        )
+    return {
+        "redis_url": url,
+        "redis_auth": auth,
+        "redis_batch_seconds": float_value("REDIS_BATCH_MS", get("REDIS_BATCH_MS"), 0, 1000) / 1000,
+        "generation_lease_seconds": float_value(
+            "GENERATION_LEASE_SECONDS", get("GENERATION_LEASE_SECONDS"), 0.1, 3600
+        ),
+        "instance_heartbeat_seconds": beat,
+        "instance_timeout_seconds": timeout,
+    }

@@ -99,7 +99,23 @@ VARIABLES: tuple[Variable, ...] = (
         "offline speech_to_text calls of one user queued or decoding; past it rate_limited",
     ),
     Variable("AUDIO_DIR", "./audio", "where recorded audio of voice messages is kept"),
-    Variable("REDIS_URL", "", "Redis URL for fan-out across instances; empty: in-process"),
+    Variable(
+        "REDIS_URL",
+        "",
+        "Redis (redis:// or rediss://) shared by several instances; empty: one instance",
+        secret=True,
+    ),
+    Variable("REDIS_AUTH", "password", "`password` (from REDIS_URL) or `entra` (managed identity)"),
+    Variable("REDIS_BATCH_MS", "20", "window in which events for other instances are batched"),
+    Variable(
+        "GENERATION_LEASE_SECONDS", "10", "expiry of an answer's lease across instances (renewed)"
+    ),
+    Variable("INSTANCE_HEARTBEAT_SECONDS", "5", "seconds between this instance's heartbeats"),
+    Variable(
+        "INSTANCE_TIMEOUT_SECONDS",
+        "20",
+        "heartbeat silence after which an instance is gone and its answers interrupted",
+    ),
     Variable("ALLOWED_ORIGINS", "", "comma-separated Origins allowed to connect; empty: any"),
     Variable(
         "AUTH_FAILURES_BURST", "20", "failed handshakes a client address may make before HTTP 429"

@@ -38,7 +38,7 @@ from ..domain.events import (
 from ..errors import InvalidInput, NotFound, PichatError
 from ..metrics import Metrics
 from ..models import Exchange, ExchangeRequest, Message, MessageStatus, User
-from ..ports import ChatModel, ChatRequest, Hub
+from ..ports import ChatModel, ChatRequest, Hub, Leases
 from .answer_writes import AnswerWrites
 from .conversations import DEFAULT_TITLE
 from .db import Database
@@ -73,6 +73,7 @@ class ChatService:
         checkpoint_seconds: float = 1.0,
         max_per_user: int = 0,
         metrics: Metrics | None = None,
+        leases: Leases | None = None,
     ) -> None:
         self._repo = db.repository
         self._metrics = Metrics() if metrics is None else metrics
@@ -80,7 +81,9 @@ class ChatService:
         self.model = model
         self._history_tokens = history_tokens
         self._max_tokens = max_tokens
-        self._active = Reservations(max_per_user)
+        self._leases = leases
+        """With several instances: one answer per conversation across all of them."""
+        self._active = Reservations(max_per_user, leases)
         self._writes = AnswerWrites(db, checkpoint_seconds)
         self.exchanges = GroupCommit(db, self._start_exchanges)
         """Group commit of ``store``'s transactions; the app's nursery runs it."""
@@ -132,6 +135,7 @@ class ChatService:
         )
         generation = Generation(user.id, origin, conversation_id, exchange)
         self._active.reserve(generation)
+        await self._active.claim(generation)
         return generation
 
     def abandon(self, generation: Generation) -> None:
@@ -223,13 +227,23 @@ class ChatService:
     # ------------------------------------------------------------ control
 
     async def cancel(self, user: User, conversation_id: str) -> str | None:
-        """Stop the answer in ``conversation_id``; returns its message id."""
-        generation = self._active.get(user.id, conversation_id)
-        if generation is None:
+        """Stop the answer in ``conversation_id``, on this instance or the one that runs
+        it; returns its message id."""
+        found, message_id = self.cancel_here(user.id, conversation_id)
+        if not found and self._leases is not None:
+            found, message_id = await self._leases.cancel_elsewhere(user.id, conversation_id)
+        if not found:
             raise NotFound("no answer is being generated in this conversation")
+        return message_id
+
+    def cancel_here(self, user_id: str, conversation_id: str) -> tuple[bool, str | None]:
+        """Stop the answer this instance runs in the conversation, if any; its message id."""
+        generation = self._active.get(user_id, conversation_id)
+        if generation is None:
+            return False, None
         generation.reason = "cancelled"
         generation.scope.cancel()
-        return generation.message_id
+        return True, generation.message_id
 
     def interrupt(self, generation: Generation, heard: str | None) -> bool:
         """Barge-in: end the answer now, storing ``heard`` as its content (None: what

@@ -3,6 +3,10 @@
 Keyed by (user id, conversation id): whether a conversation is generating
 is only ever looked up among the requester's own, so another user's id is
 ``not_found`` like an unknown one, never ``busy``.
+
+With several instances (``Leases``, a Redis backplane) a reservation also
+takes the conversation's lease, so the conversation is one answer across
+all of them; the lease goes with the reservation.
 """
 
 from __future__ import annotations
@@ -13,6 +17,7 @@ import trio
 from trio_util import AsyncValue
 
 from ..errors import Busy
+from ..ports import Leases
 from .generation import Generation
 
 __all__ = ["CLEANUP_SECONDS", "Reservations"]
@@ -21,7 +26,8 @@ CLEANUP_SECONDS = 5.0  # bound on the shielded writes after a generation ends
 
 
 class Reservations:
-    def __init__(self, max_per_user: int = 0) -> None:
+    def __init__(self, max_per_user: int = 0, leases: Leases | None = None) -> None:
+        self._leases = leases
         self._active: dict[tuple[str, str], Generation] = {}
         self._per_user: dict[str, int] = {}  # generations running, by user id
         self._max_per_user = max_per_user  # 0: no cap
@@ -59,10 +65,26 @@ class Reservations:
         self._per_user[user_id] = self._per_user.get(user_id, 0) + 1
         self._running.value = len(self._active)
 
+    async def claim(self, generation: Generation) -> None:
+        """Take the lease of a reserved conversation across instances; ``Busy`` (and the
+        reservation released) while another instance answers in it."""
+        if self._leases is None:
+            return
+        try:
+            taken = await self._leases.acquire(*generation.key)
+        except BaseException:
+            self.release(generation)
+            raise
+        if not taken:
+            self.release(generation)
+            raise Busy("an answer is still being generated in this conversation")
+
     def release(self, generation: Generation) -> None:
         key = generation.key
         if self._active.get(key) is generation:
             del self._active[key]
+            if self._leases is not None:
+                self._leases.release(*key)
             user_id = generation.user_id
             left = self._per_user[user_id] - 1
             if left:

@@ -10,7 +10,7 @@ from alembic.runtime.migration import MigrationContext
 
 from pichat_trio.adapters.sql import migrate, tables
 
-TABLES = {"users", "conversations", "messages", "user_settings"}
+TABLES = {"users", "conversations", "messages", "user_settings", "instances"}
 
 
 def _differences(connection: sa.Connection, metadata: sa.MetaData) -> list[Any]:
@@ -41,7 +41,7 @@ def _is_sqlite_identity_of_seq(diff: Any) -> bool:
 def test_head_revision_is_known() -> None:
     head = migrate.head_revision()
     assert head is not None
-    assert head == "0001"
+    assert head == "0002"
 
 
 def test_upgrade_from_empty_reaches_head(engine: sa.Engine) -> None:

@@ -207,3 +207,16 @@ def test_the_voice_session_depends_on_its_contracts_not_on_the_chat_service():
     assert offences == []
     bridge = _imports(voice / "chat_answers.py")
     assert "pichat_trio.services.chat" in bridge  # the rule sees such an import
+
+
+def test_only_the_redis_adapter_speaks_to_redis():
+    """The Redis client is one adapter's business; the rest see the Hub and Leases ports."""
+    home = PACKAGE / "adapters" / "redis"
+    offenders = [
+        str(path.relative_to(PACKAGE))
+        for path in PACKAGE.rglob("*.py")
+        if home not in path.parents
+        and any(name.split(".")[0] in ("coredis", "redis") for name in _imports(path))
+    ]
+    assert offenders == []
+    assert any("coredis" in _imports(path) for path in home.glob("*.py"))

@@ -9,6 +9,7 @@ per connection of that user, whatever the number of users.
 
 from __future__ import annotations
 
+from collections.abc import KeysView
 from types import TracebackType
 
 from ...domain.events import DomainEvent
@@ -35,6 +36,10 @@ class LocalHub:
     def subscribe(self, user_id: str, subscriber: Subscriber) -> _Subscription:
         """An async context manager: ``subscriber`` gets the user's frames inside it."""
         return _Subscription(self._users, user_id, subscriber)
+
+    def users(self) -> KeysView[str]:
+        """The users with a connection here."""
+        return self._users.keys()
 
     def connection_count(self, user_id: str | None = None) -> int:
         if user_id is not None:

@@ -148,7 +148,10 @@ class ExchangeStore(SqlStore):
             for r in mine
         ]
         connection.execute(INSERT_MESSAGE, [values for _, values in questions])
-        connection.execute(INSERT_MESSAGE, [values for _, values in answers])
+        connection.execute(
+            INSERT_MESSAGE,
+            [dict(values, instance_id=self.instance_id) for _, values in answers],
+        )
         settings = self._settings_of(connection, {r.user_id for r in mine})
         exchanges: dict[str, Exchange] = {}
         for r, history, (question, _), (answer, _) in zip(

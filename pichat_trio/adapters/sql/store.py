@@ -66,6 +66,8 @@ class SqlStore:
         self._default_settings = default_settings
         self.max_parameters = max_parameters(engine.dialect.name)
         """Values of a list in one statement (``dialects.py``)."""
+        self.instance_id: str | None = None
+        """The server instance that streams the answers started here (``instances.py``)."""
         self._writer: contextlib.AbstractContextManager[Any] = (
             threading.Lock() if engine.dialect.name == "sqlite" else contextlib.nullcontext()
         )

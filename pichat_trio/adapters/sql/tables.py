@@ -16,7 +16,7 @@ _TIME = sa.DateTime().with_variant(mssql.DATETIME2(), "mssql")  # type: ignore[n
 # NVARCHAR(max) on SQL Server whatever the server version detection says (not NTEXT).
 _TEXT = sa.UnicodeText().with_variant(mssql.NVARCHAR(), "mssql")
 
-__all__ = ["conversations", "messages", "metadata", "user_settings", "users"]
+__all__ = ["conversations", "instances", "messages", "metadata", "user_settings", "users"]
 
 metadata = sa.MetaData(
     naming_convention={
@@ -69,6 +69,7 @@ messages = sa.Table(
     sa.Column("is_audio", sa.Boolean(), nullable=False),
     sa.Column("audio_file", sa.Unicode(255), nullable=True),
     sa.Column("status", sa.String(16), nullable=False),
+    sa.Column("instance_id", sa.String(36), nullable=True),  # who streams it (0002)
     sa.Index(None, "conversation_id", "seq"),
     sa.Index(None, "status"),
 )
@@ -85,4 +86,12 @@ user_settings = sa.Table(
     sa.Column("voice_speed", sa.Float(), nullable=False),
     sa.Column("assistant_personality", _TEXT, nullable=False),
     sa.Column("updated_at", _TIME, nullable=False),
+)
+
+instances = sa.Table(  # running server instances and their heartbeats (0002)
+    "instances",
+    metadata,
+    sa.Column("id", sa.String(36), primary_key=True),
+    sa.Column("started_at", _TIME, nullable=False),
+    sa.Column("heartbeat_at", _TIME, nullable=False),
 )
