@@ -246,6 +246,7 @@ class ServerProcess:
         self.lines: list[str] = []
         self.status: int | None = None
         self.listening = trio.Event()
+        self.process: trio.Process | None = None
 
     async def read(self, stream: trio.abc.ReceiveStream) -> None:
         buffer = b""
@@ -265,7 +266,11 @@ class ServerProcess:
 
 @asynccontextmanager
 async def run_server_process(
-    argv: list[str], env: dict[str, str], cwd: Path, **options: Any
+    argv: list[str],
+    env: dict[str, str],
+    cwd: Path,
+    server: ServerProcess | None = None,
+    **options: Any,
 ) -> AsyncIterator[ServerProcess]:
     """Start ``argv`` (a server), wait until it listens; SIGTERM it at the end.
 
@@ -275,7 +280,7 @@ async def run_server_process(
     import signal
     import subprocess
 
-    server = ServerProcess()
+    server = ServerProcess() if server is None else server
     async with trio.open_nursery() as nursery:
         process = await trio.lowlevel.open_process(
             argv,
@@ -286,6 +291,7 @@ async def run_server_process(
             stderr=subprocess.PIPE,
             **options,
         )
+        server.process = process
         try:
             assert process.stderr is not None
             nursery.start_soon(server.read, process.stderr)

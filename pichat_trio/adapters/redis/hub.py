@@ -145,7 +145,6 @@ class RedisHub:
                     ignore_subscribe_messages=True,
                     channels=[_INSTANCE + self.instance_id],
                 ) as pubsub:
-                    self._link.restored()
                     delay = _FIRST_DELAY
                     async with trio.open_nursery() as session:
                         session.start_soon(self._follow_users, pubsub)
@@ -169,11 +168,13 @@ class RedisHub:
 
     async def _end_when_down(self, scope: trio.CancelScope) -> None:
         """A failed publish also ends the subscription, to be made again from scratch."""
+        await self._link.up.wait_value(True)
         await self._link.up.wait_value(False)
         scope.cancel()
 
     async def _follow_users(self, pubsub: Any) -> None:
-        """Keep the subscriptions to the channels of the users connected here."""
+        """Keep the subscriptions to the channels of the users connected here; the link
+        is up once the first round is made (a reconnection has subscribed again)."""
         current: frozenset[str] = frozenset()
         while True:
             self._channels_changed = trio.Event()
@@ -184,6 +185,7 @@ class RedisHub:
                 await pubsub.unsubscribe(*removed)
             current = wanted
             self._set_acked(current)
+            self._link.restored()
             await self._channels_changed.wait()
 
     def _set_acked(self, channels: frozenset[str]) -> None:
