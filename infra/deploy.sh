@@ -2,21 +2,22 @@
 # Build the image in Azure Container Registry and run it on Azure App Service.
 #
 #   infra/deploy.sh --name pichat-demo --location westeurope [--with-sql] [--with-openai]
-#                   [--with-speech] [--with-redis] [--tag TAG] [--dry-run]
+#                   [--with-speech] [--with-redis] [--instances N] [--tag TAG] [--dry-run]
 #
 # Safe to run again: every step either is idempotent in the Azure CLI (group, plan,
 # identity, role assignment, settings) or looks before it creates (registry, app,
 # optional services). --dry-run prints every az command instead of running it.
 # Needs: az (logged in: az login), run from a checkout of this repository.
 # App settings come from infra/appsettings.json, the same file main.bicep loads.
+# --instances N (scale-out: N copies of the container) needs --with-redis.
 set -euo pipefail
 
 usage() {
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     exit "${1:-0}"
 }
 
-name="" location="westeurope" tag="" sku="B1" dry_run=0
+name="" location="westeurope" tag="" sku="B1" instances=1 dry_run=0
 with_sql=0 with_openai=0 with_speech=0 with_redis=0
 while (($#)); do
     case "$1" in
@@ -24,6 +25,7 @@ while (($#)); do
         --location) location="$2"; shift 2 ;;
         --tag) tag="$2"; shift 2 ;;
         --sku) sku="$2"; shift 2 ;;
+        --instances) instances="$2"; shift 2 ;;
         --with-sql) with_sql=1; shift ;;
         --with-openai) with_openai=1; shift ;;
         --with-speech) with_speech=1; shift ;;
@@ -38,6 +40,12 @@ done
     echo "deploy.sh: --name: 3-41 lowercase letters, digits or dashes" >&2
     exit 2
 }
+
+[[ "$instances" =~ ^[1-9][0-9]?$ ]] || { echo "deploy.sh: --instances: 1 to 30" >&2; exit 2; }
+if ((instances > 1 && !with_redis)); then
+    echo "deploy.sh: --instances above 1 needs --with-redis (events across instances)" >&2
+    exit 2
+fi
 
 root="$(cd "$(dirname "$0")/.." && pwd)"
 group="${name}-rg"
@@ -108,7 +116,7 @@ az_do role assignment create --assignee-object-id "$principal_id" \
 
 echo "== App Service plan ${plan} (Linux, ${sku}) and web app ${app}"
 az_do appservice plan create --name "$plan" --resource-group "$group" --location "$location" \
-    --is-linux --sku "$sku" --output none
+    --is-linux --sku "$sku" --number-of-workers "$instances" --output none
 if ! exists webapp show --name "$app" --resource-group "$group"; then
     az_do webapp create --name "$app" --resource-group "$group" --plan "$plan" \
         --container-image-name "$image" --assign-identity "$identity_id" --output none

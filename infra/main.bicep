@@ -34,6 +34,11 @@ param apiToken string
 @description('The bearer token GET /metrics needs (METRICS_TOKEN).')
 param metricsToken string
 
+@description('Instances of the app (App Service scale-out). Above 1 needs deployRedis (REDIS_URL).')
+@minValue(1)
+@maxValue(30)
+param instanceCount int = 1
+
 param deploySql bool = false
 param deployOpenAI bool = false
 param deploySpeech bool = false
@@ -86,6 +91,7 @@ resource plan 'Microsoft.Web/serverfarms@2023-12-01' = {
   kind: 'linux'
   sku: {
     name: sku
+    capacity: instanceCount // the workers each run one copy of the container
   }
   properties: {
     reserved: true // Linux

@@ -277,3 +277,18 @@ def test_no_secret_values_are_written_in_infra_or_the_workflow():
     texts = [WORKFLOW.read_text(), BICEP, (INFRA / "main.parameters.json").read_text()]
     for text in texts:
         assert not re.search(r"(?i)(password|secret|key|token)\s*[:=]\s*['\"][^'\"$<{]{8,}", text)
+
+
+def test_scale_out_sets_the_workers_and_needs_redis(tmp_path: Path):
+    result, _ = _deploy(tmp_path, "--name", "pichat-test", "--instances", "3", "--dry-run")
+    assert result.returncode == 2 and "--with-redis" in result.stderr
+    result, _ = _deploy(
+        tmp_path, "--name", "pichat-test", "--instances", "3", "--with-redis", "--dry-run"
+    )
+    assert result.returncode == 0, result.stderr
+    [plan] = [
+        line for line in _az_lines(result.stdout) if line[1:4] == ["appservice", "plan", "create"]
+    ]
+    assert plan[plan.index("--number-of-workers") + 1] == "3"
+    assert "capacity: instanceCount" in _block("plan")
+    assert "param instanceCount int = 1" in BICEP
