@@ -4,19 +4,20 @@ A generation holds a Redis key for its conversation, set with an expiry
 (``SET key token PX lease`` in a script, only when the key is free or is
 ours being released: ``SET NX PX`` that can take over our own lease).
 Whoever holds it, on any instance, makes a second ``send_message`` there
-``busy``. The token names the instance
-(``instance:nonce``). One task renews every key this instance holds, in
-one script call each third of the lease; a release deletes the key only
-while it still holds our token. An instance that dies stops renewing, and
-its keys expire after one lease.
+``busy``. The token names the instance (``instance:nonce``). One task
+renews every key this instance holds, in one script call each third of
+the lease; a release deletes the key only while it still holds our token.
+An instance that dies stops renewing, and its keys expire after one lease.
 
 ``cancel_elsewhere`` reads the key to find the instance that runs the
 answer and asks it on its control channel; that instance cancels it and
 answers with the message id.
 
 While Redis is down the instance works alone: a lease is granted locally
-(the conversation is still one-at-a-time on this instance), and a cancel
-reaches only this instance's answers.
+(the conversation is still one-at-a-time on this instance) and set in
+Redis by the first renewal once it is back, unless another instance took
+it meanwhile; releases wait for Redis; a cancel reaches only this
+instance's answers.
 """
 
 from __future__ import annotations
@@ -40,12 +41,18 @@ _KEY = "pichat:busy:"
 _CALL_TIMEOUT = 1.0  # seconds a lease command may take before we go on alone
 _CANCEL_WAIT = 3.0  # seconds to wait for the owner's answer to a cancel
 
-# KEYS: the leases; ARGV[1]: milliseconds, ARGV[i + 1]: the token of KEYS[i].
+# KEYS: the leases; ARGV[1]: milliseconds, ARGV[i + 1]: the token of KEYS[i]. A lease
+# that is gone (Redis restarted, or it was granted while Redis was away) is taken again
+# when free; one another instance took meanwhile is left to it.
 _RENEW = """
 local renewed = 0
 for i, key in ipairs(KEYS) do
-  if redis.call('GET', key) == ARGV[i + 1] then
+  local current = redis.call('GET', key)
+  if current == ARGV[i + 1] then
     redis.call('PEXPIRE', key, ARGV[1])
+    renewed = renewed + 1
+  elseif current == false then
+    redis.call('SET', key, ARGV[i + 1], 'PX', ARGV[1])
     renewed = renewed + 1
   end
 end
@@ -89,6 +96,7 @@ class RedisLeases:
         self._lease_ms = max(1, int(lease_seconds * 1000))
         self._held: dict[str, bytes] = {}
         self._releases: list[tuple[str, bytes]] = []
+        self._releasing: dict[str, bytes] = {}  # sent to Redis, not answered yet
         self._release_wanted = trio.Event()
         self._answers: dict[str, tuple[trio.Event, list[Any]]] = {}
         self.cancel_here: CancelHere = cancel_here or (lambda user, conversation: (False, None))
@@ -99,16 +107,22 @@ class RedisLeases:
     # ------------------------------------------------------------ the port
 
     async def acquire(self, user_id: str, conversation_id: str) -> bool:
-        """Take the conversation's lease; False while another instance holds it."""
-        if not self._link.up.value:
-            return True
+        """Take the conversation's lease; False while another instance holds it.
+
+        While Redis is away the lease is granted here and kept, to be set in Redis
+        by the next renewal once it is back."""
         key = _key(user_id, conversation_id)
         token = f"{self._instance}:{uuid.uuid4().hex[:12]}".encode()
+        if not self._link.up.value:
+            self._held[key] = token
+            return True
         # Our own lease of the conversation, still on its way to be released, is
         # taken over rather than waited for.
         previous = next((t for k, t in self._releases if k == key), b"")
         if previous:
             self._releases = [(k, t) for k, t in self._releases if k != key]
+        else:  # a release on its way compares tokens: it leaves ours alone
+            previous = self._releasing.get(key, b"")
         try:
             with trio.fail_after(_CALL_TIMEOUT):
                 taken = await self._client.eval(
@@ -116,6 +130,7 @@ class RedisLeases:
                 )
         except _Errors as error:
             self._link.lost(error)
+            self._held[key] = token
             return True
         if taken == 1:
             self._held[key] = token
@@ -205,10 +220,12 @@ class RedisLeases:
     async def _release(self) -> None:
         while True:
             await self._release_wanted.wait()
+            await self._link.up.wait_value(True)
             self._release_wanted = trio.Event()
             batch, self._releases = self._releases, []
-            if not self._link.up.value:
-                continue  # they expire on their own
+            if not batch:
+                continue  # taken over by ``acquire`` meanwhile
+            self._releasing = dict(batch)
             try:
                 with trio.fail_after(_CALL_TIMEOUT):
                     async with self._client.pipeline(transaction=False) as pipeline:
@@ -216,3 +233,7 @@ class RedisLeases:
                             pipeline.eval(_RELEASE, keys=[key], args=[token])
             except _Errors as error:
                 self._link.lost(error)
+                self._releases[:0] = batch  # again once Redis is back
+                self._release_wanted.set()
+            finally:
+                self._releasing = {}
