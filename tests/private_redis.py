@@ -8,7 +8,7 @@ import socket
 import subprocess
 import tempfile
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 import pytest
@@ -22,8 +22,9 @@ def _free_port() -> int:
 
 
 class PrivateRedis:
-    def __init__(self, binary: str, folder: Path, port: int) -> None:
+    def __init__(self, binary: str, folder: Path, port: int, options: Sequence[str]) -> None:
         self._binary = binary
+        self._options = list(options)
         self.folder = folder
         self.port = port
         self.url = f"redis://127.0.0.1:{port}/0"
@@ -44,6 +45,7 @@ class PrivateRedis:
                 "no",
                 "--dir",
                 str(self.folder),
+                *self._options,
             ],
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
@@ -58,7 +60,7 @@ class PrivateRedis:
         try:
             with socket.create_connection(("127.0.0.1", self.port), timeout=1) as probe:
                 probe.sendall(b"PING\r\n")
-                return probe.recv(16).startswith(b"+PONG")
+                return probe.recv(16).startswith((b"+PONG", b"-NOAUTH"))  # up
         except OSError:
             return False
 
@@ -71,12 +73,13 @@ class PrivateRedis:
 
 
 @contextlib.contextmanager
-def private_redis() -> Iterator[PrivateRedis]:
+def private_redis(*options: str) -> Iterator[PrivateRedis]:
+    """``options``: more of redis-server's command line (``--requirepass``, ``--user``)."""
     binary = shutil.which("redis-server")
     if binary is None:
         pytest.skip("redis-server not found (apt-get install redis-server)")
     folder = Path(tempfile.mkdtemp(prefix="pichat-redis-"))
-    server = PrivateRedis(binary, folder, _free_port())
+    server = PrivateRedis(binary, folder, _free_port(), options)
     try:
         server.start()
         yield server

@@ -70,8 +70,11 @@ def describe(url: str) -> str:
     return f"{parts.scheme}://{host}:{parts.port or 6379}{parts.path}"
 
 
-def open_client(url: str, auth: str = "password") -> coredis.Redis[bytes]:
-    """A client for ``url`` (not connected yet: enter it with ``async with``)."""
+def open_client(url: str, auth: str = "password", credential: Any = None) -> coredis.Redis[bytes]:
+    """A client for ``url`` (not connected yet: enter it with ``async with``).
+
+    ``credential``: for ``auth="entra"``, an ``azure.identity`` credential (by
+    default ``DefaultAzureCredential``: the managed identity on App Service)."""
     parts = urlsplit(url)
     if parts.scheme not in ("redis", "rediss") or not parts.hostname:
         raise ValueError(f"REDIS_URL={describe(url)!r}: expected redis:// or rediss://host")
@@ -89,7 +92,7 @@ def open_client(url: str, auth: str = "password") -> coredis.Redis[bytes]:
     }
     username = unquote(parts.username or "")
     if auth == "entra":
-        options["credential_provider"] = EntraCredentials(username)
+        options["credential_provider"] = EntraCredentials(username, credential)
     elif parts.password:
         options["username"] = username or None
         options["password"] = unquote(parts.password)
