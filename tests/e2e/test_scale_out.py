@@ -257,7 +257,7 @@ async def test_a_redis_outage_stops_only_cross_instance_delivery(
             second = await open_conversation(phone, "during the outage")
             await phone.request("send_message", {"conversation_id": second, "content": "hi"})
             assert (await collect_stream(phone, second))["text"] == _echo("hi")
-            assert await a.metric("pichat_backplane_dropped_frames_total") > 0
+            assert await a.metric("pichat_backplane_dropped_events_total") > 0
 
             await trio.to_thread.run_sync(redis.start)
             await _until_metric(a, "pichat_backplane_up", 1)

@@ -12,24 +12,39 @@ from private_redis import PrivateRedis, private_redis
 from prometheus_client import CollectorRegistry, Counter
 
 from pichat_trio.adapters.redis.backplane import Backplane, open_backplane
-from pichat_trio.events import Frame, TokenFrame
+from pichat_trio.domain.events import (
+    DomainEvent,
+    GenerationFinished,
+    Origin,
+    RequestFailed,
+    TokenAdded,
+)
+from pichat_trio.ports import Delivery
 
 
 class Device:
     def __init__(self, name: str) -> None:
         self.id = name
-        self.texts: list[object] = []
+        self.events: list[DomainEvent] = []
         self.changed = trio.Event()
 
-    def deliver(self, frame: object) -> None:
-        self.texts.append(frame.text_for(self.id))  # type: ignore[attr-defined]
+    def deliver(self, delivery: Delivery) -> None:
+        self.events.append(delivery.event)
         self.changed.set()
 
-    async def until(self, count: int) -> list[object]:
-        while len(self.texts) < count:
+    async def until(self, count: int) -> list[DomainEvent]:
+        while len(self.events) < count:
             self.changed = trio.Event()
             await self.changed.wait()
-        return self.texts
+        return self.events
+
+
+def _token(user_id: str, text: str) -> TokenAdded:
+    return TokenAdded(user_id, "c", "m", text)
+
+
+def _final(user_id: str) -> GenerationFinished:
+    return GenerationFinished(user_id, "c", "m", "stop")
 
 
 @pytest.fixture
@@ -60,30 +75,29 @@ async def test_tokens_are_local_at_once_and_cross_merged_in_one_message(
     async with two(redis) as (a, b):
         here, there = Device("here"), Device("there")
         async with a.hub.subscribe("u", here), b.hub.subscribe("u", there):
-            prefix = TokenFrame.prefix_for("c", "m")
             for i in range(50):  # no checkpoint in between: one batching window
-                await a.hub.publish("u", TokenFrame(prefix, "m", f"t{i} "))
-            await a.hub.publish("u", Frame("final"))
-            await a.hub.publish("u", Frame(None, "here", "for the requester alone"))
-            assert len(here.texts) == 52  # delivered here before anything went to Redis
+                await a.hub.publish("u", _token("u", f"t{i} "))
+            await a.hub.publish("u", _final("u"))
+            failed = RequestFailed("u", Origin("here", "r1"), "send_message", "busy", "no")
+            await a.hub.publish("u", failed)
+            assert len(here.events) == 52  # delivered here before anything went to Redis
             with trio.fail_after(10):
                 merged, final = await there.until(2)
-            text = "".join(f"t{i} " for i in range(50))
-            assert merged == TokenFrame(prefix, "m", text).text
-            assert final == "final"
+            assert merged == _token("u", "".join(f"t{i} " for i in range(50)))
+            assert final == _final("u")
             assert _count(a.link.published) == 1  # one Redis message for 50 tokens
             assert _count(a.link.received) == 0  # its own message came back and was skipped
-            assert len(there.texts) == 2
+            assert len(there.events) == 2  # the requester's error stayed with the requester
 
 
 async def test_an_instance_receives_only_its_users_traffic(redis: PrivateRedis) -> None:
     async with two(redis) as (a, b):
         mine, theirs = Device("mine"), Device("theirs")
         async with a.hub.subscribe("v", theirs), b.hub.subscribe("u", mine):
-            await a.hub.publish("v", Frame("for v"))  # published before u's, in order
-            await a.hub.publish("u", Frame("for u"))
+            await a.hub.publish("v", _final("v"))  # published before u's, in order
+            await a.hub.publish("u", _final("u"))
             with trio.fail_after(10):
-                assert await mine.until(1) == ["for u"]
+                assert await mine.until(1) == [_final("u")]
             assert _count(b.link.received) == 1  # v's message never reached b
 
 

@@ -1,11 +1,13 @@
 """The hub across server instances: each user's events on a Redis channel of their own.
 
-``publish`` hands the frame to this instance's connections of the user at
+``publish`` hands the event to this instance's connections of the user at
 once (the requester's own connection never waits on Redis), then queues it
 for the other instances. Every ``batch_seconds`` one task publishes, in one
 pipelined round trip, one message per user with everything queued for that
-user (the tokens of one answer merged into one frame), so Redis traffic
-follows the number of users streaming, not the token rate.
+user (the tokens of one answer merged into one event), each event in its
+wire form (``domain/wire.py``), so Redis traffic follows the number of
+users streaming, not the token rate. An event for the requester alone
+(``RequestFailed``) stays here.
 
 An instance subscribes to the channel of each user it has a connection of,
 and only to those: it receives only its own users' traffic. Its own
@@ -13,7 +15,7 @@ messages come back to it (it is subscribed too) and are skipped by the
 instance id they carry. The instance's own channel carries control
 messages (``control``), such as a cancel for an answer this instance runs.
 
-When Redis is lost, local delivery goes on, cross-instance frames are
+When Redis is lost, local delivery goes on, cross-instance events are
 dropped and counted, and the listener reconnects with backoff and
 subscribes again.
 """
@@ -30,7 +32,8 @@ import trio
 from coredis.retry import NoRetryPolicy
 from trio_util import AsyncValue
 
-from ...events import Frame, TokenFrame, frame_for
+from ...domain.events import DomainEvent, RequestFailed, TokenAdded
+from ...domain.wire import event_from_wire, event_to_wire
 from ...ports import Subscriber
 from ..hub.local import LocalHub
 from .link import Link
@@ -55,7 +58,7 @@ def user_channel(user_id: str) -> str:
 
 class _Batch(msgspec.Struct, frozen=True):
     i: str  # the instance that published it
-    f: list[msgspec.Raw]  # frames, each as ``to_wire`` wrote it
+    e: list[msgspec.Raw]  # events, each as ``event_to_wire`` wrote it
 
 
 _decode_batch = msgspec.json.Decoder(_Batch).decode
@@ -72,8 +75,8 @@ class RedisHub:
         self._link = link
         self._batch_seconds = batch_seconds
         self._local = LocalHub()
-        self._head = b'{"i":' + _encode(instance_id) + b',"f":['
-        self._pending: dict[str, list[Any]] = {}
+        self._head = b'{"i":' + _encode(instance_id) + b',"e":['
+        self._pending: dict[str, list[DomainEvent]] = {}
         self._flush_wanted = trio.Event()
         self._channels_changed = trio.Event()
         self._acked: frozenset[str] = frozenset()
@@ -82,25 +85,25 @@ class RedisHub:
 
     # ------------------------------------------------------------ the port
 
-    async def publish(self, user_id: str, frame: object) -> None:
-        self._local.deliver_local(user_id, frame)
-        if isinstance(frame, Frame) and frame.text is None:
+    async def publish(self, user_id: str, event: DomainEvent) -> None:
+        self._local.deliver_local(user_id, event)
+        if isinstance(event, RequestFailed):
             return  # for the requester alone, who is here
         if not self._link.up.value:
             self._link.dropped.inc()
             return
         pending = self._pending.get(user_id)
         if pending is None:
-            self._pending[user_id] = [frame]
+            self._pending[user_id] = [event]
             self._flush_wanted.set()
         elif (
-            isinstance(frame, TokenFrame)
-            and isinstance(last := pending[-1], TokenFrame)
-            and last.message_id == frame.message_id
+            isinstance(event, TokenAdded)
+            and isinstance(last := pending[-1], TokenAdded)
+            and last.message_id == event.message_id
         ):
-            pending[-1] = last.merged(frame)
+            pending[-1] = msgspec.structs.replace(last, token=last.token + event.token)
         else:
-            pending.append(frame)
+            pending.append(event)
 
     def subscribe(self, user_id: str, subscriber: Subscriber) -> _Subscription:
         return _Subscription(self, user_id, subscriber)
@@ -203,8 +206,8 @@ class RedisHub:
                     return  # our own, delivered here already
                 self._link.received.inc()
                 user_id = channel[len(_USER) :]
-                for wire in batch.f:
-                    self._local.deliver_local(user_id, frame_for(bytes(wire)))
+                for wire in batch.e:
+                    self._local.deliver_local(user_id, event_from_wire(bytes(wire)))
             else:
                 control = _decode_control(data)
                 handler = self._control.get(str(control.get("op")))
@@ -225,14 +228,14 @@ class RedisHub:
             try:
                 with trio.fail_after(_PUBLISH_TIMEOUT):
                     async with self._client.pipeline(transaction=False) as pipeline:
-                        for user_id, frames in batch.items():
-                            wire = b",".join(frame.to_wire() for frame in frames)
+                        for user_id, events in batch.items():
+                            wire = b",".join(map(event_to_wire, events))
                             pipeline.publish(user_channel(user_id), self._head + wire + b"]}")
             except (coredis.exceptions.RedisError, OSError, trio.TooSlowError) as error:
                 self._link.lost(error)
                 continue
             self._link.published.inc(len(batch))
-            self._link.published_frames.inc(sum(map(len, batch.values())))
+            self._link.published_events.inc(sum(map(len, batch.values())))
 
     async def until_subscribed(self, user_id: str) -> None:
         """Until Redis has confirmed the user's channel (bounded; at once while it is down)."""

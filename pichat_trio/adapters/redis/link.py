@@ -4,7 +4,7 @@ One warning when the link goes down (or cannot be made at start-up), one
 line when it is back; ``pichat_backplane_up`` says which, and
 ``pichat_backplane_outages`` counts the losses. While it is down, each user's
 own connections keep working on their instance; only cross-instance
-delivery stops (``pichat_backplane_dropped_frames``).
+delivery stops (``pichat_backplane_dropped_events``).
 """
 
 from __future__ import annotations
@@ -33,12 +33,12 @@ class Link:
         )
         self.published = Counter(
             "pichat_backplane_messages_published",
-            "Redis messages published (a batch of one user's frames each)",
+            "Redis messages published (a batch of one user's events each)",
             registry=registry,
         )
-        self.published_frames = Counter(
-            "pichat_backplane_frames_published",
-            "frames sent to other instances (tokens of one message merged within a batch)",
+        self.published_events = Counter(
+            "pichat_backplane_events_published",
+            "events sent to other instances (tokens of one answer merged within a batch)",
             registry=registry,
         )
         self.received = Counter(
@@ -47,8 +47,8 @@ class Link:
             registry=registry,
         )
         self.dropped = Counter(
-            "pichat_backplane_dropped_frames",
-            "frames not sent to other instances because the backplane was down",
+            "pichat_backplane_dropped_events",
+            "events not sent to other instances because the backplane was down",
             registry=registry,
         )
 
