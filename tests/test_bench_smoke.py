@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import subprocess
 import sys
@@ -119,3 +120,13 @@ def test_the_amplification_case_with_and_without_the_per_user_limits(tmp_path, l
     assert result["handshakes"] == expected
     assert result["baseline"]["pings"] > 0 and result["flood"]["pings"] > 0
     assert result["flood_requests"] > 0 and result["bytes_to_flooding_user"] > 0
+
+
+def test_scale_out_across_two_instances(tmp_path: Path) -> None:
+    if not os.environ.get("PICHAT_TEST_POSTGRES_URL") or shutil.which("redis-server") is None:
+        pytest.skip("needs PICHAT_TEST_POSTGRES_URL and redis-server")
+    result = _json_of(tmp_path, "scaleout.py", "--users", "2", "--words", "20", "--rate", "0")
+    backplane, alone = result["backplane"], result["one_instance"]
+    assert backplane["samples"] > 0 and backplane["tokens"] == alone["tokens"] > 0
+    assert backplane["redis_messages_per_token"] > 0 and alone["redis_messages_per_token"] == 0
+    assert backplane["cpu_b"] > 0  # instance B delivered the other devices' tokens
