@@ -52,9 +52,7 @@ async def update_conversation(services: Services, call: Call, p: UpdateConversat
 async def delete_conversation(services: Services, call: Call, p: IdPayload) -> None:
     conversation_id = str(p.id)
     await services.conversations.delete(call.user, call.origin, conversation_id)
-    chat = services.chat
-    if chat.is_generating(call.user.id, conversation_id):
-        await chat.cancel(call.user, conversation_id)
+    await services.chat.stop(call.user, conversation_id)  # on whichever instance runs it
 
 
 async def get_messages(services: Services, call: Call, p: GetMessages) -> None:

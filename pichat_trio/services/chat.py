@@ -236,6 +236,12 @@ class ChatService:
             raise NotFound("no answer is being generated in this conversation")
         return message_id
 
+    async def stop(self, user: User, conversation_id: str) -> None:
+        """Stop the conversation's answer wherever it runs, if it has one (it was deleted)."""
+        found, _ = self.cancel_here(user.id, conversation_id)
+        if not found and self._leases is not None:
+            await self._leases.cancel_elsewhere(user.id, conversation_id)
+
     def cancel_here(self, user_id: str, conversation_id: str) -> tuple[bool, str | None]:
         """Stop the answer this instance runs in the conversation, if any; its message id."""
         generation = self._active.get(user_id, conversation_id)

@@ -136,7 +136,8 @@ async def _streaming_from_a(
     tmp_path: Path, database_url: str, redis: PrivateRedis, words: int = 400
 ) -> AsyncIterator[tuple[Instance, Instance, Any, Any, dict[str, Any]]]:
     """A phone on instance A, a Pi on B, and a long answer (to ``_words(words)``) A
-    streams: the Pi has its first token. Yields A, B, the phone, the Pi, that token."""
+    streams: the Pi has its first token. Yields A, B, the phone, the Pi, that token; the
+    block has 60 seconds."""
     async with (
         two_instances(tmp_path, database_url, redis.url, SLOW) as (a, b),
         a.client() as phone,
@@ -150,7 +151,8 @@ async def _streaming_from_a(
                 "send_message", {"conversation_id": conversation_id, "content": _words(words)}
             )
             token = await _first_token(pi, conversation_id)
-        yield a, b, phone, pi, token
+        with trio.fail_after(60):
+            yield a, b, phone, pi, token
 
 
 async def test_cancel_reaches_the_instance_that_runs_the_answer(
@@ -158,17 +160,31 @@ async def test_cancel_reaches_the_instance_that_runs_the_answer(
 ) -> None:
     async with _streaming_from_a(tmp_path, fresh_postgres, redis) as (_, _, phone, pi, token):
         conversation_id = token["conversation_id"]
-        with trio.fail_after(30):
-            reply = await pi.call("cancel_generation", {"conversation_id": conversation_id})
-            assert reply["action"] == "generation_cancelled", reply
-            assert reply["payload"]["message_id"] == token["message_id"]
-            stream = await collect_stream(phone, conversation_id)
-            assert stream["final"]["finish_reason"] == "cancelled"
-            assert stream["message"]["status"] == "cancelled"
-            # Nothing runs there any more: a second cancel, from either side, finds nothing.
-            for client in (pi, phone):
-                again = await client.call("cancel_generation", {"conversation_id": conversation_id})
-                assert again["payload"]["code"] == "not_found", again
+        reply = await pi.call("cancel_generation", {"conversation_id": conversation_id})
+        assert reply["action"] == "generation_cancelled", reply
+        assert reply["payload"]["message_id"] == token["message_id"]
+        stream = await collect_stream(phone, conversation_id)
+        assert stream["final"]["finish_reason"] == "cancelled"
+        assert stream["message"]["status"] == "cancelled"
+        # Nothing runs there any more: a second cancel, from either side, finds nothing.
+        for client in (pi, phone):
+            again = await client.call("cancel_generation", {"conversation_id": conversation_id})
+            assert again["payload"]["code"] == "not_found", again
+
+
+async def test_deleting_a_conversation_stops_its_answer_on_the_other_instance(
+    tmp_path: Path, fresh_postgres: str, redis: PrivateRedis
+) -> None:
+    async with _streaming_from_a(tmp_path, fresh_postgres, redis) as (_, _, phone, pi, token):
+        conversation_id = token["conversation_id"]
+        await pi.call("delete_conversation", {"id": conversation_id})
+        while True:  # the answer A runs ends, cancelled, long before its 400 tokens
+            frame = await phone.receive()
+            payload = frame["payload"]
+            if frame["action"] == "message_stream" and payload["finished"]:
+                break
+        assert payload["finish_reason"] == "cancelled"
+        assert payload["message_id"] == token["message_id"]
 
 
 async def test_one_answer_per_conversation_across_instances(
@@ -176,21 +192,20 @@ async def test_one_answer_per_conversation_across_instances(
 ) -> None:
     async with _streaming_from_a(tmp_path, fresh_postgres, redis) as (_, _, phone, pi, token):
         conversation_id = token["conversation_id"]
-        with trio.fail_after(30):
-            refused = await pi.call(
-                "send_message", {"conversation_id": conversation_id, "content": "me too"}
-            )
-            assert refused["action"] == "error" and refused["payload"]["code"] == "busy", refused
-            await phone.call("cancel_generation", {"conversation_id": conversation_id})
-            await collect_stream(phone, conversation_id)
-            await collect_stream(pi, conversation_id)
-            # Once the answer is stored its lease is gone: the other instance may answer.
-            reply = await pi.call(
-                "send_message", {"conversation_id": conversation_id, "content": "now me"}
-            )
-            assert reply["action"] == "message_sent", reply
-            stream = await collect_stream(pi, conversation_id)
-            assert stream["text"] == _echo("now me")
+        refused = await pi.call(
+            "send_message", {"conversation_id": conversation_id, "content": "me too"}
+        )
+        assert refused["action"] == "error" and refused["payload"]["code"] == "busy", refused
+        await phone.call("cancel_generation", {"conversation_id": conversation_id})
+        await collect_stream(phone, conversation_id)
+        await collect_stream(pi, conversation_id)
+        # Once the answer is stored its lease is gone: the other instance may answer.
+        reply = await pi.call(
+            "send_message", {"conversation_id": conversation_id, "content": "now me"}
+        )
+        assert reply["action"] == "message_sent", reply
+        stream = await collect_stream(pi, conversation_id)
+        assert stream["text"] == _echo("now me")
 
 
 async def test_a_killed_instance_loses_only_its_own_answers(
