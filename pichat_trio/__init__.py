@@ -14,7 +14,7 @@ Layers, each importing only from the layers below it (a test keeps this true):
                                                  the services called, the replies encoded;
                                                  long work runs as the connection's tasks,
                                                  a voice session too (dispatch/voice.py)
-    protocol    protocol/, events.py             sans-IO, beside the services (neither
+    protocol    protocol/                        sans-IO, beside the services (neither
                                                  imports the other): frame text to typed
                                                  requests, typed events and replies to
                                                  frame text; no trio, no sockets

@@ -19,7 +19,7 @@ from typing import Any
 
 import trio
 
-from ..events import Texts
+from ..protocol.wire import Texts
 
 __all__ = ["AsgiSink", "send_by_asgi"]
 

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import struct
 
-from ..events import Texts
+from ..protocol.wire import Texts
 
 __all__ = ["text_frame", "text_frames"]
 

@@ -55,7 +55,7 @@ from wsproto.connection import Connection as WSProtoConnection
 from wsproto.connection import ConnectionState
 from wsproto.events import Ping
 
-from ..events import Texts
+from ..protocol.wire import Texts
 from .asgi_sink import AsgiSink, send_by_asgi
 from .closing import FinishingClose
 from .frames import text_frames

@@ -33,7 +33,7 @@ from collections.abc import Callable
 
 import trio
 
-from ..events import Texts, TokenFrame
+from ..protocol.wire import Texts, TokenFrame
 from .pacer import FramePacer
 from .sink import FrameSink
 from .wakeup import Wakeup

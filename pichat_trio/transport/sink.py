@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from ..events import Texts
+from ..protocol.wire import Texts
 
 __all__ = ["FrameSink"]
 

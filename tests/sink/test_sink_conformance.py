@@ -20,7 +20,7 @@ from trio_websocket import ConnectionClosed
 from wsproto import ConnectionType, WSConnection
 from wsproto.events import AcceptConnection, CloseConnection, Ping, Request, TextMessage
 
-from pichat_trio.events import Texts
+from pichat_trio.protocol.wire import Texts
 from pichat_trio.transport import hypercorn_fast
 from pichat_trio.transport.hypercorn_fast import FastSink
 from pichat_trio.transport.sink import FrameSink

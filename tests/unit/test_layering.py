@@ -21,8 +21,8 @@ PACKAGE = Path(__file__).resolve().parents[2] / "pichat_trio"
 
 NETWORKING = ("hypercorn", "wsproto", "trio_websocket", "h11", "httpx", "socket", "trio.socket")
 _OUTER = ("pichat_trio.asgi", "pichat_trio.server", "pichat_trio.app")
-_WIRE = ("pichat_trio.protocol", "pichat_trio.events", "json", "msgspec.json")
-"""The frame text and JSON encoders: the protocol's (events.py re-exports protocol/wire.py)."""
+_WIRE = ("pichat_trio.protocol", "json", "msgspec.json")
+"""The frame text and JSON encoders: the protocol's."""
 _ABOVE_SERVICES = ("pichat_trio.dispatch", "pichat_trio.transport")
 RULES = {
     "protocol": (
@@ -47,7 +47,6 @@ RULES = {
     "adapters": (
         *_OUTER,
         "pichat_trio.protocol",
-        "pichat_trio.events",
         *_ABOVE_SERVICES,
         "pichat_trio.services",
     ),
@@ -110,14 +109,11 @@ def test_the_rules_can_fail():
         "httpx",
     ]
     assert "pichat_trio.services.chat" in names
-    source = (
-        "import msgspec.json\nfrom ..protocol.wire import encode_event\nfrom .. import events\n"
-    )
+    source = "import msgspec.json\nfrom ..protocol.wire import encode_event\n"
     assert _offences("services", _imported_names(source, "pichat_trio.services.probe")) == [
         "msgspec.json",
         "pichat_trio.protocol.wire",
         "pichat_trio.protocol.wire.encode_event",
-        "pichat_trio.events",
     ]
     source = "import trio\nfrom ..services.chat import ChatService\nfrom ..dispatch import router\n"
     assert _offences("protocol", _imported_names(source, "pichat_trio.protocol.probe")) == [

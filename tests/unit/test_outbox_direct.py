@@ -8,7 +8,7 @@ import json
 import trio
 from trio.testing import MockClock
 
-from pichat_trio.events import TokenFrame
+from pichat_trio.protocol.wire import TokenFrame
 from pichat_trio.transport.outbox import FLUSH, MERGE_SECONDS, PING, Outbox
 
 

@@ -9,7 +9,7 @@ import pytest
 import trio
 from trio.testing import MockClock
 
-from pichat_trio.events import TokenFrame
+from pichat_trio.protocol.wire import TokenFrame
 from pichat_trio.transport.outbox import Outbox
 from pichat_trio.transport.pacer import FramePacer
 

@@ -5,11 +5,11 @@ from __future__ import annotations
 import msgspec
 import pytest
 
-from pichat_trio.events import Frame, TokenFrame, encode_event, frame_for
 from pichat_trio.limits import Limits
 from pichat_trio.protocol.envelope import decode_payload, decode_request
 from pichat_trio.protocol.errors import ProtocolError, error_frame
 from pichat_trio.protocol.schemas import Schemas
+from pichat_trio.protocol.wire import Frame, TokenFrame, encode_event, frame_for
 
 SCHEMAS = Schemas(Limits(max_title_chars=10))
 
