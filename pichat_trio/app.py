@@ -214,7 +214,7 @@ async def open_app(settings: Settings, *, migrate: bool = True) -> AsyncIterator
         model: ChatModel = await stack.enter_async_context(_open_model(settings))
         log.info("AI provider: %s", model.name)
         speech, audio_store, speech_name, accents = await _open_speech(stack, settings, metrics)
-        voice = _voice_kit(speech.engine)
+        voice = _voice_kit(speech.engine, settings)
         log.info("speech engine: %s", speech_name)
 
         conversations = ConversationService(db, hub)
@@ -361,7 +361,7 @@ async def _open_speech(
     return service, LocalAudioStore(settings.audio_dir), engine.name, tuple(ACCENTS)
 
 
-def _voice_kit(engine: SpeechEngine) -> VoiceKit:
+def _voice_kit(engine: SpeechEngine, settings: Settings) -> VoiceKit:
     """The live-voice engines that go with ``engine``: the same service listens
     (Azure's push stream, or pocketsphinx's streaming decoder) and speaks."""
     recognizer: StreamingRecognizer
@@ -377,5 +377,10 @@ def _voice_kit(engine: SpeechEngine) -> VoiceKit:
     else:
         recognizer = OfflineStreamingRecognizer()
     return VoiceKit(
-        engine=engine.name, detector=WebRtcVoiceDetector, recognizer=recognizer, speaker=speaker
+        engine=engine.name,
+        detector=WebRtcVoiceDetector,
+        recognizer=recognizer,
+        speaker=speaker,
+        barge_in_dbfs=settings.voice_barge_in_dbfs,
+        barge_in_ms=settings.voice_barge_in_ms,
     )

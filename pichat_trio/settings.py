@@ -87,6 +87,8 @@ class Settings:
     azure_speech_endpoint: str = ""
     speech_timeout: float = 30.0
     speech_queue_per_user: int = 4
+    voice_barge_in_dbfs: float = -30.0
+    voice_barge_in_ms: int = 300
     audio_dir: Path = Path("./audio")
     redis_url: str = ""
     redis_auth: str = "password"
@@ -231,6 +233,10 @@ def load_settings(
         "speech_queue_per_user": int_value(
             "SPEECH_QUEUE_PER_USER", get("SPEECH_QUEUE_PER_USER"), 1, 1000
         ),
+        "voice_barge_in_dbfs": float_value(
+            "VOICE_BARGE_IN_DBFS", get("VOICE_BARGE_IN_DBFS"), -90, 0
+        ),
+        "voice_barge_in_ms": int_value("VOICE_BARGE_IN_MS", get("VOICE_BARGE_IN_MS"), 30, 3000),
         "audio_dir": Path(get("AUDIO_DIR") or "./audio"),
         **redis_options(get),
         "auth_failures_burst": float_value(

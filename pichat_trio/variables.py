@@ -98,6 +98,17 @@ VARIABLES: tuple[Variable, ...] = (
         "4",
         "offline speech_to_text calls of one user queued or decoding; past it rate_limited",
     ),
+    Variable(
+        "VOICE_BARGE_IN_DBFS",
+        "-30",
+        "level (dBFS, -90 to 0) speech must reach to interrupt an answer playing without echo "
+        "cancellation",
+    ),
+    Variable(
+        "VOICE_BARGE_IN_MS",
+        "300",
+        "how long (ms, 30 to 3000) it must hold that level to count as a barge-in",
+    ),
     Variable("AUDIO_DIR", "./audio", "where recorded audio of voice messages is kept"),
     Variable(
         "REDIS_URL",

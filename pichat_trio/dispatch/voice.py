@@ -146,6 +146,7 @@ class VoiceActions:
             max_utterance_seconds=self.limits.max_audio_seconds,
             threshold_dbfs=kit.threshold_dbfs,
             barge_in_dbfs=kit.barge_in_dbfs,
+            barge_in_ms=kit.barge_in_ms,
         )
         peer = call.peer
         answers = ChatAnswers(

@@ -10,6 +10,7 @@ that sends 20 ms binary frames at the pace of real time.
 from __future__ import annotations
 
 import base64
+from array import array
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -56,10 +57,10 @@ def _utterance(*parts: str, pause_ms: int = 0) -> bytes:
 
 @asynccontextmanager
 async def _voice_server(
-    tmp_path: Path, rate: float = 8.0
+    tmp_path: Path, rate: float = 8.0, env: dict[str, str] | None = None
 ) -> AsyncIterator[tuple[RunningServer, FakeAzureOpenAI]]:
     fake = FakeAzureOpenAI(words=WORDS, behaviour=Behaviour(tokens=len(WORDS), rate=rate))
-    async with run_with_fake_azure(tmp_path, fake) as (server, served):
+    async with run_with_fake_azure(tmp_path, fake, env) as (server, served):
         yield server, served
 
 
@@ -229,6 +230,32 @@ async def test_quiet_noise_during_playback_never_interrupts(tmp_path: Path) -> N
     final = next(p for p in _of(frames, "message_stream") if p["finished"])
     assert final["finish_reason"] == "stop"
     assert _of(frames, "voice_audio")[-1]["final"]
+
+
+async def test_a_lower_barge_in_level_lets_quieter_speech_interrupt(tmp_path: Path) -> None:
+    # Speech about 16 dB down (-38 dBFS median, never above -29) stays under the
+    # default -30 dBFS during playback; VOICE_BARGE_IN_DBFS=-45 lets it through.
+    samples = array("h")
+    samples.frombytes(spoken("play some music please", VOICE))
+    quieter = array("h", (s // 6 for s in samples)).tobytes()
+    env = {"VOICE_BARGE_IN_DBFS": "-45", "VOICE_BARGE_IN_MS": "150"}
+    async with (
+        _voice_server(tmp_path, rate=4.0, env=env) as (server, _),
+        server.client() as client,
+    ):
+        with trio.fail_after(60):
+            frames, voice = await _ask_aloud(client, 1)
+            await client.request("voice_playback", {**voice, "played_ms": 10})
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(_microphone, client, silence(100) + quieter + silence(900))
+                await _until(
+                    client,
+                    frames,
+                    lambda f: f["action"] == "message_stream" and f["payload"]["finished"],
+                )
+                nursery.cancel_scope.cancel()
+    final = next(p for p in _of(frames, "message_stream") if p["finished"])
+    assert final["finish_reason"] == "interrupted"
 
 
 @pytest.mark.parametrize("how", ["voice_stop", "disconnect"])

@@ -45,6 +45,9 @@ def test_defaults_need_nothing():
         ({"LOG_LEVEL": "chatty"}, "LOG_LEVEL"),
         ({"DB_HOST": "db.example"}, "DB_USER"),
         ({"MAX_FRAME_BYTES": "-1"}, "MAX_FRAME_BYTES"),
+        ({"VOICE_BARGE_IN_DBFS": "loud"}, "VOICE_BARGE_IN_DBFS"),
+        ({"VOICE_BARGE_IN_DBFS": "6"}, "VOICE_BARGE_IN_DBFS"),
+        ({"VOICE_BARGE_IN_MS": "0"}, "VOICE_BARGE_IN_MS"),
     ],
 )
 def test_a_wrong_setting_names_its_variable(env, named):
@@ -52,6 +55,12 @@ def test_a_wrong_setting_names_its_variable(env, named):
         _load(**env)
     assert named in str(caught.value)
     assert "\n" not in str(caught.value)
+
+
+def test_the_barge_in_level_and_time_are_settings():
+    assert (_load().voice_barge_in_dbfs, _load().voice_barge_in_ms) == (-30.0, 300)
+    settings = _load(VOICE_BARGE_IN_DBFS="-24.5", VOICE_BARGE_IN_MS="450")
+    assert (settings.voice_barge_in_dbfs, settings.voice_barge_in_ms) == (-24.5, 450)
 
 
 def test_azure_keeps_only_models_with_a_deployment():

@@ -20,5 +20,6 @@ class VoiceKit:
     recognizer: StreamingRecognizer
     speaker: Callable[[], PcmSpeaker]
     sample_rates: tuple[int, ...] = (16000,)
-    barge_in_dbfs: float = -30.0
+    barge_in_dbfs: float = -30.0  # VOICE_BARGE_IN_DBFS
+    barge_in_ms: int = 300  # VOICE_BARGE_IN_MS
     threshold_dbfs: float = -50.0
