@@ -28,6 +28,7 @@ espeak-ng speech in 20 ms frames at the pace of real time and report:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -41,6 +42,7 @@ from functools import partial
 from pathlib import Path
 from typing import Any
 
+import psutil
 import trio
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -163,8 +165,58 @@ async def _in_process(env: dict[str, str]) -> AsyncIterator[str]:
         stop.set()
 
 
+class ServerUse:
+    """The server process's CPU over the sessions, and its threads (sampled each second)."""
+
+    def __init__(self) -> None:
+        self.process: psutil.Process | None = None
+        self.cpu_start = self.cpu_end = 0.0
+        self.main_start = self.main_end = 0.0  # the event loop's thread
+        self.wall_start = self.wall_end = 0.0
+        self.threads_max = 0
+
+    def start(self, pid: int) -> None:
+        self.process = psutil.Process(pid)
+        self.cpu_start, self.wall_start = self._cpu(), trio.current_time()
+        self.main_start = self._main()
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.cpu_end, self.wall_end = self._cpu(), trio.current_time()
+            self.main_end = self._main()
+
+    def _main(self) -> float:
+        assert self.process is not None
+        pid = self.process.pid
+        mine = [t for t in self.process.threads() if t.id == pid]
+        return float(sum(t.user_time + t.system_time for t in mine))
+
+    def _cpu(self) -> float:
+        assert self.process is not None
+        times = self.process.cpu_times()
+        return float(times.user + times.system)
+
+    async def sample(self) -> None:
+        while self.process is not None and self.process.is_running():
+            with contextlib.suppress(psutil.Error):
+                self.threads_max = max(self.threads_max, self.process.num_threads())
+            await trio.sleep(1)
+
+    def line(self) -> str:
+        wall = self.wall_end - self.wall_start
+        cpu = self.cpu_end - self.cpu_start
+        main = self.main_end - self.main_start
+        if wall <= 0:
+            return ""
+        return (
+            f"{'server CPU over the sessions':34} {cpu:.1f} s in {wall:.1f} s "
+            f"({100 * cpu / wall:.0f} % of its core; event loop thread {main:.1f} s, "
+            f"other threads {cpu - main:.1f} s), threads at most {self.threads_max}"
+        )
+
+
 @asynccontextmanager
-async def _child(env: dict[str, str], core: int) -> AsyncIterator[str]:
+async def _child(env: dict[str, str], core: int, use: ServerUse) -> AsyncIterator[str]:
     """``pichat serve`` in a child process pinned to ``core``; its ws:// URL."""
     argv = [sys.executable, "-m", "pichat_trio", "serve"]
     if shutil.which("taskset"):
@@ -186,6 +238,8 @@ async def _child(env: dict[str, str], core: int) -> AsyncIterator[str]:
                 url = text.split(" listening on ", 1)[1].split()[0]
     async with trio.open_nursery() as nursery:
         nursery.start_soon(_drain, process.stderr)
+        use.start(process.pid)  # taskset execs the server: the same process
+        nursery.start_soon(use.sample)
         try:
             yield url.replace("http", "ws", 1)
         finally:
@@ -318,7 +372,8 @@ async def main_async(args: argparse.Namespace) -> None:
             env = _env(Path(tmp), args.engine, ai, speech)
             child = args.sessions > 1
             tokens = _tokens(env, args.sessions)
-            runner = _child(env, args.core) if child else _in_process(env)
+            use = ServerUse()
+            runner = _child(env, args.core, use) if child else _in_process(env)
             async with runner as url:
                 out: list[Turn] = []
                 upstream: list[float] = []
@@ -335,6 +390,7 @@ async def main_async(args: argparse.Namespace) -> None:
                             upstream,
                         )
                         await trio.sleep(args.stagger)
+                use.stop()
     finals = [t.final_ms for t in out if t.final_ms is not None]
     firsts = [t.first_audio_ms for t in out if t.first_audio_ms is not None]
     barge = [t.interrupt_to_last_audio_ms for t in out if t.interrupt_to_last_audio_ms is not None]
@@ -351,6 +407,8 @@ async def main_async(args: argparse.Namespace) -> None:
     print(f"{'two chunks before finished':34} {early} of {len(full)} uninterrupted turns")
     print(_line("interrupt -> last audio received", barge, 100))
     print(_line("interrupt -> AI request closed", upstream, 100))
+    if use.line():
+        print(use.line())
 
 
 def main() -> None:
