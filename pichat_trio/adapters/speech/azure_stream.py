@@ -13,6 +13,7 @@ left, stops the recogniser on a worker thread (``stop_in_background``).
 from __future__ import annotations
 
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import Any
@@ -23,6 +24,8 @@ import trio
 from .azure import AzureSpeechEngine, stop_in_background
 
 __all__ = ["AzureStreamingRecognizer"]
+
+log = logging.getLogger(__name__)
 
 
 class AzureStreamingRecognizer:
@@ -115,5 +118,14 @@ class _AzureStream:
         self._to_trio(self._done.set)
 
     def _to_trio(self, fn: Callable[..., None], *args: Any) -> None:
+        # Queued for trio's thread, in order; the SDK's thread does not wait for it.
         with contextlib.suppress(trio.RunFinishedError):
-            trio.from_thread.run_sync(fn, *args, trio_token=self._token)
+            self._token.run_sync_soon(_logged, fn, *args)
+
+
+def _logged(fn: Callable[..., None], *args: Any) -> None:
+    """``fn`` in trio's thread: a failure is logged, never raised into the run loop."""
+    try:
+        fn(*args)
+    except Exception:
+        log.exception("a recognition event could not be handled")
