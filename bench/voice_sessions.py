@@ -168,7 +168,9 @@ async def _in_process(env: dict[str, str]) -> AsyncIterator[str]:
 class ServerUse:
     """The server process's CPU over the sessions, and its threads (sampled each second)."""
 
-    def __init__(self) -> None:
+    def __init__(self, core: int) -> None:
+        self.core = core
+        self.core_start = self.core_end = 0.0  # the core's busy time, every process's
         self.process: psutil.Process | None = None
         self.cpu_start = self.cpu_end = 0.0
         self.main_start = self.main_end = 0.0  # the event loop's thread
@@ -179,11 +181,17 @@ class ServerUse:
         self.process = psutil.Process(pid)
         self.cpu_start, self.wall_start = self._cpu(), trio.current_time()
         self.main_start = self._main()
+        self.core_start = self._core_busy()
 
     def stop(self) -> None:
         if self.process is not None:
             self.cpu_end, self.wall_end = self._cpu(), trio.current_time()
             self.main_end = self._main()
+            self.core_end = self._core_busy()
+
+    def _core_busy(self) -> float:
+        times = psutil.cpu_times(percpu=True)[self.core]
+        return float(times.user + times.nice + times.system + times.irq + times.softirq)
 
     def _main(self) -> float:
         assert self.process is not None
@@ -206,12 +214,15 @@ class ServerUse:
         wall = self.wall_end - self.wall_start
         cpu = self.cpu_end - self.cpu_start
         main = self.main_end - self.main_start
+        others = max(0.0, self.core_end - self.core_start - cpu)
         if wall <= 0:
             return ""
         return (
             f"{'server CPU over the sessions':34} {cpu:.1f} s in {wall:.1f} s "
             f"({100 * cpu / wall:.0f} % of its core; event loop thread {main:.1f} s, "
-            f"other threads {cpu - main:.1f} s), threads at most {self.threads_max}"
+            f"other threads {cpu - main:.1f} s), threads at most {self.threads_max}\n"
+            f"{'other processes on that core':34} {others:.1f} s "
+            f"({100 * others / wall:.0f} %: the machine's other work, which the server waits for)"
         )
 
 
@@ -372,7 +383,7 @@ async def main_async(args: argparse.Namespace) -> None:
             env = _env(Path(tmp), args.engine, ai, speech)
             child = args.sessions > 1
             tokens = _tokens(env, args.sessions)
-            use = ServerUse()
+            use = ServerUse(args.core)
             runner = _child(env, args.core, use) if child else _in_process(env)
             async with runner as url:
                 out: list[Turn] = []
