@@ -21,7 +21,8 @@ espeak-ng speech in 20 ms frames at the pace of real time and report:
 
     .venv/bin/python bench/voice_sessions.py                       # offline, latencies
     .venv/bin/python bench/voice_sessions.py --engine azure
-    .venv/bin/python bench/voice_sessions.py --engine azure --sessions 100 --turns 2
+    .venv/bin/python bench/voice_sessions.py --engine azure --sessions 100 --turns 6 --stagger 0.1 \
+        --interrupt-every 0                                        # all 100 at once
     .venv/bin/python bench/voice_sessions.py --sessions 4 --turns 2
 """
 
@@ -352,6 +353,22 @@ def _tokens(env: dict[str, str], count: int) -> list[str]:
     return [line.split()[1] for line in out.stdout.decode().splitlines()]
 
 
+class Concurrency:
+    """Sessions open at once: the figure "N sessions" means only if they overlap."""
+
+    def __init__(self) -> None:
+        self.now = self.most = 0
+
+    @contextlib.contextmanager
+    def open(self) -> Any:
+        self.now += 1
+        self.most = max(self.most, self.now)
+        try:
+            yield
+        finally:
+            self.now -= 1
+
+
 async def _session(
     token: str,
     url: str,
@@ -360,21 +377,35 @@ async def _session(
     interrupt_every: int,
     out: list[Turn],
     upstream: list[float],
+    concurrency: Concurrency,
 ) -> None:
     async with open_client(url, token) as client:
         reply = await client.call("voice_start", {"sample_rate": RATE, "silence_ms": SILENCE_MS})
         voice = reply["payload"]
-        for index in range(turns):
-            interrupt = interrupt_every > 0 and index % interrupt_every == interrupt_every - 1
-            sent_before = len(ai.requests)
-            turn = await _turn(client, voice, interrupt, ai)
-            out.append(turn)
-            if interrupt and turn.interrupt_to_last_audio_ms is not None:
-                # the request this turn made: the first one after ``sent_before``
-                request = await ai.wait_disconnected(sent_before)
-                if request.disconnected_at is not None and turn.interrupted_at is not None:
-                    upstream.append(1000 * (request.disconnected_at - turn.interrupted_at))
-            await trio.sleep(0.3)
+        with concurrency.open():
+            await _turns(client, voice, ai, turns, interrupt_every, out, upstream)
+
+
+async def _turns(
+    client: Client,
+    voice: dict[str, Any],
+    ai: FakeAzureOpenAI,
+    turns: int,
+    interrupt_every: int,
+    out: list[Turn],
+    upstream: list[float],
+) -> None:
+    for index in range(turns):
+        interrupt = interrupt_every > 0 and index % interrupt_every == interrupt_every - 1
+        sent_before = len(ai.requests)
+        turn = await _turn(client, voice, interrupt, ai)
+        out.append(turn)
+        if interrupt and turn.interrupt_to_last_audio_ms is not None:
+            # the request this turn made: the first one after ``sent_before``
+            request = await ai.wait_disconnected(sent_before)
+            if request.disconnected_at is not None and turn.interrupted_at is not None:
+                upstream.append(1000 * (request.disconnected_at - turn.interrupted_at))
+        await trio.sleep(0.3)
 
 
 async def main_async(args: argparse.Namespace) -> None:
@@ -388,6 +419,7 @@ async def main_async(args: argparse.Namespace) -> None:
             async with runner as url:
                 out: list[Turn] = []
                 upstream: list[float] = []
+                concurrency = Concurrency()
                 async with trio.open_nursery() as nursery:
                     for token in tokens:
                         nursery.start_soon(
@@ -399,6 +431,7 @@ async def main_async(args: argparse.Namespace) -> None:
                             args.interrupt_every,
                             out,
                             upstream,
+                            concurrency,
                         )
                         await trio.sleep(args.stagger)
                 use.stop()
@@ -411,6 +444,7 @@ async def main_async(args: argparse.Namespace) -> None:
         + (f", server pinned to core {args.core}" if args.sessions > 1 else "")
     )
     print(f"turns completed: {sum(t.done for t in out)} of {args.sessions * args.turns}")
+    print(f"{'sessions at once':34} at most {concurrency.most}")
     print(_line("final transcript after speech", finals, SILENCE_MS + 300))
     print(_line("first voice_audio after sentence 1", firsts, 400))
     full = [t for t in out if t.interrupt_to_last_audio_ms is None]
