@@ -17,6 +17,8 @@ import trio
 from support import TOKEN, make_settings, run_server
 from voice.voice_support import needs_espeak, silence, spoken
 
+from pichat_trio.adapters.ai.echo import ECHO_NOTICE
+
 from .terminal import WAIT, pichat_command
 from .test_voice import Lines, voice_messages
 
@@ -75,7 +77,11 @@ async def test_live_mode_talks_hears_and_plays_over_a_voice_session(tmp_path: Pa
     [messages] = stored.values()
     user, assistant = messages
     assert user["is_audio"] and user["audio_file"] and "music" in user["content"]
-    assert assistant["role"] == "assistant" and assistant["status"] == "complete"
+    assert assistant["role"] == "assistant" and assistant["content"].startswith(ECHO_NOTICE)
+    # End of input comes as the last chunk arrives, while the client still plays
+    # it; if a voice_playback report (4 a second) went out before, the answer is
+    # stored as heard by it, else as generated.
+    assert assistant["status"] in {"complete", "interrupted"}
     with wave.open(str(played)) as wav:  # a WAV stream of the answer's chunks
         assert (wav.getframerate(), wav.getnchannels(), wav.getsampwidth()) == (16000, 1, 2)
         assert len(wav.readframes(16000)) == 32000  # a second of it at least
