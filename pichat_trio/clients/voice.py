@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import base64
 import os
+import signal
 import stat
 import sys
 from collections.abc import AsyncGenerator, Awaitable, Callable
@@ -186,6 +187,30 @@ def _button(pin: int, triggers: _Triggers) -> Any:
 
 
 async def _live(voice: Voice, url: str, token: str, stdin: TextIO) -> int:
+    """The loop of turns or the voice session, until the input ends or Ctrl-C (130)."""
+    interrupted = False
+
+    async def on_interrupt(scope: trio.CancelScope) -> None:
+        # Ctrl-C (or SIGINT from a service manager) cancels everything in order: the
+        # microphone command is stopped and the WebSocket closed, never cut half-way
+        # by a KeyboardInterrupt raised wherever the program happened to be.
+        nonlocal interrupted
+        with trio.open_signal_receiver(signal.SIGINT) as signals:
+            async for _ in signals:
+                interrupted = True
+                scope.cancel()
+                return
+
+    with trio.CancelScope() as everything:
+        async with trio.open_nursery() as guard:
+            guard.start_soon(on_interrupt, everything)
+            code = await _turns_or_session(voice, url, token, stdin)
+            guard.cancel_scope.cancel()
+            return code
+    return 130 if interrupted else 0
+
+
+async def _turns_or_session(voice: Voice, url: str, token: str, stdin: TextIO) -> int:
     lines_in, lines = trio.open_memory_channel[str](0)
     async with trio.open_nursery() as nursery:
         nursery.start_soon(read_lines, lines_in, stdin)

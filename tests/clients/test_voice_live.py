@@ -114,5 +114,11 @@ async def test_without_a_keyboard_the_live_session_outlives_the_end_of_input(
             assert process.returncode is None  # still listening
         finally:
             process.send_signal(signal.SIGINT)  # Ctrl-C: the client stops its microphone
-            with trio.fail_after(WAIT):
-                await process.wait()  # and with it its microphone command
+            try:
+                with trio.fail_after(WAIT):
+                    code = await process.wait()  # and with it its microphone command
+            finally:
+                if process.returncode is None:  # a failed test leaves no client behind
+                    process.kill()
+                    await process.wait()
+        assert code == 130  # as a shell reports a program stopped by Ctrl-C
