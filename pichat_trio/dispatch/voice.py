@@ -4,8 +4,9 @@ The router hands this module the actions below and every binary frame of
 a connection that holds a session (``takes_audio``, ``audio``). A session
 runs in the connection's nursery, owned by it: ``voice_stop`` or the
 connection's end cancels it, and the session stores what was heard.
-``voice_transcript`` and ``voice_audio`` go to the session's connection
-only; the answer's message events fan out as any ``send_message``'s.
+``voice_transcript``, ``voice_audio`` and the stored utterance's
+``message_sent`` go to the session's connection only (``_Events``); the
+answer's message events fan out as any ``send_message``'s.
 """
 
 from __future__ import annotations
@@ -150,13 +151,7 @@ class VoiceActions:
         )
         peer = call.peer
         answers = ChatAnswers(
-            services.chat,
-            user,
-            session_origin,
-            conversation_id,
-            save_audio=self._save_audio(),
-            spawn=peer.spawn,
-            reply=lambda message: _message_sent(peer, message, conversation_id),
+            services.chat, user, session_origin, conversation_id, save_audio=self._save_audio()
         )
         session = VoiceSession(
             voice_id,
@@ -249,10 +244,6 @@ class VoiceActions:
             peer.send(error_frame_for(error, None, None))
 
 
-def _message_sent(peer: Any, message: Message, conversation_id: str) -> None:
-    peer.send((encode_event("message_sent", message), typing_text(conversation_id, True)))
-
-
 class _Events:
     """``VoiceEvents`` for one connection: frames for it alone."""
 
@@ -267,6 +258,10 @@ class _Events:
     def audio(self, message_id: str, seq: int, text: str, pcm: bytes, final: bool) -> None:
         voice_id, rate = self._voice_id, self._rate
         self._peer.send(audio_text(voice_id, message_id, seq, text, pcm, rate, final))
+
+    def message_sent(self, message: Message) -> None:
+        typing = typing_text(message.conversation_id, True)
+        self._peer.send((encode_event("message_sent", message), typing))
 
     def failed(self, error: PichatError) -> None:
         self._peer.send(error_frame_for(error, None, None))

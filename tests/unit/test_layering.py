@@ -216,3 +216,30 @@ def test_only_the_redis_adapter_speaks_to_redis():
     ]
     assert offenders == []
     assert any("coredis" in _imports(path) for path in home.glob("*.py"))
+
+
+CALLBACKS_FROM_ABOVE = {"spawn", "reply", "reply_with", "peer", "connection"}
+"""Parameter names of the shape services must not take: a way to start a task in the
+connection's nursery, or to write to a connection. Services publish events and run
+their tasks in nurseries they are handed or own."""
+
+
+def _parameters(source: str) -> set[str]:
+    names: set[str] = set()
+    for node in ast.walk(ast.parse(source)):
+        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.Lambda):
+            arguments = node.args
+            every = [*arguments.posonlyargs, *arguments.args, *arguments.kwonlyargs]
+            names.update(argument.arg for argument in every)
+    return names
+
+
+def test_services_take_no_callbacks_into_the_layer_above():
+    offences = sorted(
+        f"{path.relative_to(PACKAGE)} takes {name}"
+        for path in (PACKAGE / "services").rglob("*.py")
+        for name in _parameters(path.read_text()) & CALLBACKS_FROM_ABOVE
+    )
+    assert offences == []
+    probe = "def start(self, text, *, spawn, reply): ..."
+    assert _parameters(probe) & CALLBACKS_FROM_ABOVE == {"spawn", "reply"}

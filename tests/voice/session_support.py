@@ -15,9 +15,10 @@ from pichat_trio.adapters.speech.local_stream import OfflineStreamingRecognizer
 from pichat_trio.adapters.speech.pcm_speaker import EnginePcmSpeaker
 from pichat_trio.adapters.speech.vad import WebRtcVoiceDetector
 from pichat_trio.errors import PichatError
-from pichat_trio.models import VoiceSettings
+from pichat_trio.models import Message, VoiceSettings
 from pichat_trio.ports import StreamingRecognizer
 from pichat_trio.services.voice import VoiceOptions, VoiceSession
+from pichat_trio.services.voice.contracts import AnswerRequest
 
 from .voice_support import RATE
 
@@ -36,6 +37,9 @@ class Recorded:
 
     def audio(self, message_id: str, seq: int, text: str, pcm: bytes, final: bool) -> None:
         self._add(("audio", message_id, seq, text, len(pcm), final))
+
+    def message_sent(self, message: Message) -> None:
+        self._add(("message_sent", message.id))
 
     def failed(self, error: PichatError) -> None:
         self._add(("failed", error.code, error.message))
@@ -90,10 +94,8 @@ class FakeAnswers:
     asked: list[tuple[str, bytes]] = field(default_factory=list)
     answers: list[FakeAnswer] = field(default_factory=list)
 
-    async def start(
-        self, text: str, wav: bytes, heard_so_far: Callable[[], str | None]
-    ) -> FakeAnswer:
-        self.asked.append((text, wav))
+    async def start(self, request: AnswerRequest) -> FakeAnswer:
+        self.asked.append((request.text, request.wav))
         answer = FakeAnswer(f"answer-{len(self.answers)}", self.script, self.hold_after)
         self.answers.append(answer)
         return answer

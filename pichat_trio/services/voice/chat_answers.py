@@ -3,9 +3,11 @@
 An utterance becomes an ordinary ``send_message``, in the same steps
 (``reserve``, the answer's task, ``store``): the user message is stored with
 its WAV as ``audio_file``, the answer streams to every device of the user,
-and its tokens also come here, for the session to speak. A barge-in ends the
-generation with the heard text as its content; one that comes after the
-answer was stored stores the heard text in its place.
+and its tokens also come here, for the session to speak. The answer's task
+runs in the session's nursery, so the session's end ends it (stored as
+heard); the stored question is an event of the session (``message_sent``).
+A barge-in ends the generation with the heard text as its content; one that
+comes after the answer was stored stores the heard text in its place.
 """
 
 from __future__ import annotations
@@ -17,9 +19,10 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 import trio
 
 from ...domain.events import Origin
-from ...models import Message, User
+from ...models import User
 from ..chat import ChatService
 from ..generation import Generation
+from .contracts import AnswerRequest, VoiceEvents
 
 __all__ = ["ChatAnswers"]
 
@@ -27,12 +30,7 @@ log = logging.getLogger(__name__)
 
 
 class ChatAnswers:
-    """``AnswerSource`` for one session: its user, connection and conversation.
-
-    ``spawn`` starts a task in the connection's nursery (an answer belongs to
-    the connection, as any ``send_message``'s does); ``reply`` sends the
-    stored user message to the session's connection (``message_sent``).
-    """
+    """``AnswerSource`` for one session: its user, connection and conversation."""
 
     def __init__(
         self,
@@ -42,37 +40,31 @@ class ChatAnswers:
         conversation_id: str,
         *,
         save_audio: Callable[[str, bytes], Awaitable[str]] | None,
-        spawn: Callable[..., None],
-        reply: Callable[[Message], None],
     ) -> None:
         self._chat = chat
         self._user = user
         self._origin = origin
         self.conversation_id = conversation_id
         self._save_audio = save_audio
-        self._spawn = spawn
-        self._reply = reply
 
-    async def start(
-        self, text: str, wav: bytes, heard_so_far: Callable[[], str | None]
-    ) -> _ChatAnswer:
+    async def start(self, request: AnswerRequest) -> _ChatAnswer:
         audio_file = None
         if self._save_audio is not None:
-            audio_file = await self._save_audio(self._user.id, wav)
+            audio_file = await self._save_audio(self._user.id, request.wav)
         chat = self._chat
         generation = await chat.reserve(
             self._user,
             self._origin,
             self.conversation_id,
-            text,
+            request.text,
             is_audio=True,
             audio_file=audio_file,
         )
         answer = _ChatAnswer(chat, generation)
         generation.listener = answer.token
-        generation.heard_so_far = heard_so_far
+        generation.heard_so_far = request.heard_so_far
         try:
-            self._spawn(answer.run, self._reply)
+            request.nursery.start_soon(answer.run, request.events)
         except BaseException:
             chat.abandon(generation)  # nothing was stored: the conversation is free again
             raise
@@ -93,13 +85,13 @@ class _ChatAnswer:
         self._interrupted = False
         self._pending: str | None = None  # heard text to store once the answer is stored
 
-    async def run(self, reply: Callable[[Message], None]) -> None:
-        """The answer's task, in the connection's nursery."""
+    async def run(self, events: VoiceEvents) -> None:
+        """The answer's task, in the session's nursery."""
         try:
             question = await self._chat.stored(self._generation)
             if question is None:
                 return  # the store failed: start() raises it
-            reply(question)  # before generate(): ahead of any reply to a later frame
+            events.message_sent(question)  # before generate(): ahead of the first token
             await self._chat.generate(self._generation)
         finally:
             self._send.close()

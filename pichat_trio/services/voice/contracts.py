@@ -10,11 +10,15 @@ the session says was heard).
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Protocol
 
-from ...errors import PichatError
+import trio
 
-__all__ = ["Answer", "AnswerSource", "VoiceEvents"]
+from ...errors import PichatError
+from ...models import Message
+
+__all__ = ["Answer", "AnswerRequest", "AnswerSource", "VoiceEvents"]
 
 
 class VoiceEvents(Protocol):
@@ -23,6 +27,10 @@ class VoiceEvents(Protocol):
     def transcript(self, text: str, final: bool) -> None: ...
 
     def audio(self, message_id: str, seq: int, text: str, pcm: bytes, final: bool) -> None: ...
+
+    def message_sent(self, message: Message) -> None:
+        """An utterance was stored as the user's message; its answer comes next."""
+        ...
 
     def failed(self, error: PichatError) -> None:
         """An error of the session that leaves it usable (``unsupported_audio``, ...)."""
@@ -52,10 +60,27 @@ class Answer(Protocol):
         ...
 
 
+@dataclass(frozen=True, eq=False)
+class AnswerRequest:
+    """An utterance to answer, and where its answer runs.
+
+    ``text`` is stored as the user's message, ``wav`` as its audio. The
+    answer's task runs in ``nursery`` (the session's: the session's end ends
+    it), and the stored message goes out as ``events.message_sent``, ahead of
+    the answer's first token. ``heard_so_far`` says what of the answer was
+    heard, should it be cut off from outside (the session or connection
+    ending); None when the client never said.
+    """
+
+    text: str
+    wav: bytes
+    heard_so_far: Callable[[], str | None]
+    nursery: trio.Nursery
+    events: VoiceEvents
+
+
 class AnswerSource(Protocol):
-    async def start(self, text: str, wav: bytes, heard_so_far: Callable[[], str | None]) -> Answer:
-        """Store ``text`` as the user's message (``wav`` as its audio) and start
-        the answer; returns once the message is stored. ``heard_so_far`` says
-        what of the answer was heard, should it be cut off from outside (the
-        connection closing); None when the client never said."""
+    async def start(self, request: AnswerRequest) -> Answer:
+        """Store the utterance and start its answer; returns once the message is
+        stored and ``message_sent`` queued."""
         ...

@@ -8,7 +8,8 @@ own tasks do the slow work:
 - an utterance task per utterance, from the endpointer's start of speech to
   its end: the audio goes to a streaming recogniser, partial and final
   transcripts go to the client, and a non-empty final text starts an answer;
-- one answer task at a time: the answer's tokens are cut into sentences,
+- one answer at a time: its generation runs in the session's nursery, so
+  the session's end ends it; the answer's tokens are cut into sentences,
   each is synthesised and sent as a ``voice_audio`` chunk as soon as it is
   complete, in order; a next answer starts only when the previous one's task
   has ended, so two answers' audio never interleave.
@@ -32,7 +33,7 @@ from ...errors import NotFound, PichatError, UnsupportedAudio
 from ...models import VoiceSettings
 from ...ports import PcmAudio, PcmSpeaker, StreamingRecognizer, VoiceDetector
 from ...wav import encode_wav
-from .contracts import Answer, AnswerSource, VoiceEvents
+from .contracts import Answer, AnswerRequest, AnswerSource, VoiceEvents
 from .endpointer import Endpointer, SpeechEnded, SpeechStarted, UtteranceAudio
 from .playback import Playback
 from .sentences import Sentence, SentenceSplitter
@@ -330,8 +331,13 @@ class VoiceSession:
 
     async def _answer(self, speaking: _Speaking, text: str, wav: bytes) -> None:
         with speaking.scope:
+            nursery = self._nursery
+            if nursery is None:
+                return  # the session is ending
+            heard = partial(_heard_so_far, speaking)
             try:
-                answer = await self._answers.start(text, wav, partial(_heard_so_far, speaking))
+                request = AnswerRequest(text, wav, heard, nursery, self._events)
+                answer = await self._answers.start(request)
             except PichatError as error:
                 self._events.failed(error)
                 return
