@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import functools
 import os
 import shutil
 import signal
@@ -70,14 +71,30 @@ FRAME_MS = 20
 SILENCE_MS = 600
 
 
+def _keep_off_core(core: int) -> None:
+    """This process (the clients and the fakes) runs on the other cores: the server's
+    core is its own, and what the generator costs shows in its own line."""
+    cpus = set(range(os.cpu_count() or 1)) - {core}
+    if cpus and hasattr(os, "sched_setaffinity"):
+        os.sched_setaffinity(0, cpus)
+
+
+def _own_cpu() -> float:
+    times = psutil.Process().cpu_times()
+    return float(times.user + times.system)
+
+
+@functools.cache
 def spoken(text: str, voice: str) -> bytes:
-    """``text`` said by espeak-ng, as 16 kHz mono PCM."""
+    """``text`` said by espeak-ng, as 16 kHz mono PCM (made once: every turn says the
+    same, and making it costs the load generator more than sending it)."""
     argv = ["espeak-ng", "-v", voice, "--stdout", text]
     wav = subprocess.run(argv, capture_output=True, check=True).stdout
     pcm = parse_wav(wav, max_seconds=600.0, max_bytes=1 << 30)
     return resample_slice(pcm, RATE, 0, resampled_length(pcm, RATE))
 
 
+@functools.cache
 def last_voiced_byte(pcm: bytes) -> int:
     """Where the last frame the server's detector calls speech ends, in bytes."""
     detector = WebRtcVoiceDetector(RATE)
@@ -177,9 +194,11 @@ class ServerUse:
         self.main_start = self.main_end = 0.0  # the event loop's thread
         self.wall_start = self.wall_end = 0.0
         self.threads_max = 0
+        self.own_start = self.own_end = 0.0  # this process: the clients and the fakes
 
     def start(self, pid: int) -> None:
         self.process = psutil.Process(pid)
+        self.own_start = _own_cpu()
         self.cpu_start, self.wall_start = self._cpu(), trio.current_time()
         self.main_start = self._main()
         self.core_start = self._core_busy()
@@ -187,6 +206,7 @@ class ServerUse:
     def stop(self) -> None:
         if self.process is not None:
             self.cpu_end, self.wall_end = self._cpu(), trio.current_time()
+            self.own_end = _own_cpu()
             self.main_end = self._main()
             self.core_end = self._core_busy()
 
@@ -218,12 +238,16 @@ class ServerUse:
         others = max(0.0, self.core_end - self.core_start - cpu)
         if wall <= 0:
             return ""
+        own = self.own_end - self.own_start
+        bound = ": client-bound, the latencies are the generator's" if own > 0.9 * wall else ""
         return (
             f"{'server CPU over the sessions':34} {cpu:.1f} s in {wall:.1f} s "
             f"({100 * cpu / wall:.0f} % of its core; event loop thread {main:.1f} s, "
             f"other threads {cpu - main:.1f} s), threads at most {self.threads_max}\n"
             f"{'other processes on that core':34} {others:.1f} s "
-            f"({100 * others / wall:.0f} %: the machine's other work, which the server waits for)"
+            f"({100 * others / wall:.0f} %: the machine's other work, which the server waits for)\n"
+            f"{'load generator (clients, fakes)':34} {own:.1f} s "
+            f"({100 * own / wall:.0f} % of a core{bound})"
         )
 
 
@@ -413,6 +437,8 @@ async def main_async(args: argparse.Namespace) -> None:
         async with _fakes(args) as (ai, speech):
             env = _env(Path(tmp), args.engine, ai, speech)
             child = args.sessions > 1
+            if child:
+                _keep_off_core(args.core)
             tokens = _tokens(env, args.sessions)
             use = ServerUse(args.core)
             runner = _child(env, args.core, use) if child else _in_process(env)

@@ -363,17 +363,24 @@ async def _open_speech(
 
 def _voice_kit(engine: SpeechEngine, settings: Settings) -> VoiceKit:
     """The live-voice engines that go with ``engine``: the same service listens
-    (Azure's push stream, or pocketsphinx's streaming decoder) and speaks."""
+    (Azure's protocol on a socket of ours or the SDK's push stream, or
+    pocketsphinx's streaming decoder) and speaks."""
     recognizer: StreamingRecognizer
     speaker: Callable[[], PcmSpeaker] = partial(EnginePcmSpeaker, engine)
     if engine.name == "azure":  # the SDK is imported only when it is used
         from .adapters.speech.azure import AzureSpeechEngine
+        from .adapters.speech.azure_socket import AzureSocketRecognizer
+        from .adapters.speech.azure_socket_speaker import AzureSocketSpeaker
         from .adapters.speech.azure_stream import AzureStreamingRecognizer
         from .adapters.speech.azure_voice import AzureSessionSpeaker
 
         assert isinstance(engine, AzureSpeechEngine)
-        recognizer = AzureStreamingRecognizer(engine)
-        speaker = partial(AzureSessionSpeaker, engine)
+        if settings.azure_speech_streaming == "sdk":
+            recognizer = AzureStreamingRecognizer(engine)
+            speaker = partial(AzureSessionSpeaker, engine)
+        else:
+            recognizer = AzureSocketRecognizer(engine)
+            speaker = partial(AzureSocketSpeaker, engine)
     else:
         recognizer = OfflineStreamingRecognizer()
     return VoiceKit(

@@ -85,6 +85,7 @@ class Settings:
     azure_speech_key: str = ""
     azure_speech_region: str = ""
     azure_speech_endpoint: str = ""
+    azure_speech_streaming: str = "socket"
     speech_timeout: float = 30.0
     speech_queue_per_user: int = 4
     voice_barge_in_dbfs: float = -30.0
@@ -284,6 +285,9 @@ def load_settings(
         ),
         "frame_seconds": float_value("FRAME_SECONDS", get("FRAME_SECONDS"), 0, 1),
         "frame_sink": choice_value("FRAME_SINK", get("FRAME_SINK"), ("fast", "public")),
+        "azure_speech_streaming": choice_value(
+            "AZURE_SPEECH_STREAMING", get("AZURE_SPEECH_STREAMING"), ("socket", "sdk")
+        ),
         "shutdown_grace": float_value("SHUTDOWN_GRACE", get("SHUTDOWN_GRACE"), 0, 3600),
         "log_level": level,
         "log_format": log_format(get("LOG_FORMAT"), environment),

@@ -92,6 +92,11 @@ VARIABLES: tuple[Variable, ...] = (
     Variable("AZURE_SPEECH_KEY", "", "Azure Speech key; empty: offline engines", secret=True),
     Variable("AZURE_SPEECH_REGION", "", "Azure Speech region, e.g. westeurope"),
     Variable("AZURE_SPEECH_ENDPOINT", "", "Azure Speech host override (containers, tests)"),
+    Variable(
+        "AZURE_SPEECH_STREAMING",
+        "socket",
+        "live voice sessions with Azure: `socket` (its protocol from the event loop) or `sdk`",
+    ),
     Variable("SPEECH_TIMEOUT", "30", "seconds a speech call may take"),
     Variable(
         "SPEECH_QUEUE_PER_USER",

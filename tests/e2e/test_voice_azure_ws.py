@@ -1,11 +1,13 @@
-"""A voice session with Azure Speech: the real SDK's push stream and synthesis, both
-against the fake speech endpoint, over a real socket, speech streamed in real time."""
+"""A voice session with Azure Speech, over a real socket, speech streamed in real time,
+against the fake speech endpoint: the service's protocol spoken from the event loop
+(the default), and the real SDK's push stream and synthesis (``AZURE_SPEECH_STREAMING``)."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any
 
+import pytest
 import trio
 from support import run_with_fake_azure
 from voice.voice_support import RATE, needs_espeak
@@ -18,11 +20,18 @@ from .test_voice_ws import WORDS, _microphone, _of, _until, _utterance
 pytestmark = needs_espeak
 
 
-async def test_an_azure_voice_session_streams_recognition_and_speech(tmp_path: Path) -> None:
+@pytest.mark.parametrize("streaming", ["socket", "sdk"])
+async def test_an_azure_voice_session_streams_recognition_and_speech(
+    tmp_path: Path, streaming: str
+) -> None:
     speech = FakeAzureSpeech(key="voice-speech-key", stt_text="Play some music, please.")
     ai = FakeAzureOpenAI(words=WORDS, behaviour=Behaviour(tokens=len(WORDS), rate=8.0))
     async with open_fake_azure_speech(speech):
-        env = {"AZURE_SPEECH_KEY": speech.key, "AZURE_SPEECH_ENDPOINT": speech.host}
+        env = {
+            "AZURE_SPEECH_KEY": speech.key,
+            "AZURE_SPEECH_ENDPOINT": speech.host,
+            "AZURE_SPEECH_STREAMING": streaming,
+        }
         async with run_with_fake_azure(tmp_path, ai, env) as (server, _), server.client() as client:
             started = await client.call("voice_start", {"sample_rate": RATE})
             assert started["payload"]["engine"] == "azure", started

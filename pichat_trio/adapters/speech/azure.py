@@ -20,6 +20,7 @@ import logging
 from collections.abc import AsyncGenerator, Callable
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlencode
 
 import azure.cognitiveservices.speech as sdk
 import trio
@@ -32,7 +33,13 @@ from ...wav import wav_header
 from .pcm import downmix
 from .ssml import build_ssml
 
-__all__ = ["AzureSpeechEngine", "ssml_for", "stop_in_background", "stop_synthesizer"]
+__all__ = [
+    "AzureRecognizerBase",
+    "AzureSpeechEngine",
+    "ssml_for",
+    "stop_in_background",
+    "stop_synthesizer",
+]
 
 log = logging.getLogger(__name__)
 
@@ -82,6 +89,29 @@ class AzureSpeechEngine:
     def __repr__(self) -> str:
         where = self._host or self._region
         return f"AzureSpeechEngine({where!r})"
+
+    def websocket_url(self, service: str, path: str, **query: str) -> str:
+        """The service's own WebSocket address, for the clients that speak its protocol
+        without the SDK (``azure_wire``): ``service`` is ``"stt"`` or ``"tts"``."""
+        if self._host:
+            base = self._host.rstrip("/")
+            for plain, secure in (("http://", "ws://"), ("https://", "wss://")):
+                if base.startswith(plain):
+                    base = secure + base[len(plain) :]
+        else:
+            base = f"wss://{self._region}.{service}.speech.microsoft.com"
+        return base + path + ("?" + urlencode(query) if query else "")
+
+    def websocket_headers(self, connection_id: str) -> list[tuple[bytes, bytes]]:
+        """The handshake's headers: the key (never logged) and the connection's id."""
+        return [
+            (b"Ocp-Apim-Subscription-Key", self._key.encode()),
+            (b"X-ConnectionId", connection_id.encode()),
+        ]
+
+    def redact(self, text: str) -> str:
+        """``text`` with the key, should it be there, replaced."""
+        return text.replace(self._key, "<key>")
 
     def speech_config(self) -> Any:
         """A fresh ``SpeechConfig`` for this service (key, region or host)."""
@@ -209,6 +239,19 @@ class AzureSpeechEngine:
 
     async def aclose(self) -> None:
         """Nothing to release: every call closes its own connection."""
+
+
+class AzureRecognizerBase:
+    """What the two live recognisers (``azure_stream``, ``azure_socket``) share: the
+    service they listen with, and no model to load."""
+
+    name = "azure"
+
+    def __init__(self, engine: AzureSpeechEngine) -> None:
+        self._engine = engine
+
+    async def prepare(self) -> None:
+        """Nothing to load: each utterance opens its own connection."""
 
 
 @dataclass(frozen=True)

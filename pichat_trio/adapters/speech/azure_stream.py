@@ -21,23 +21,15 @@ from typing import Any
 import azure.cognitiveservices.speech as sdk
 import trio
 
-from .azure import AzureSpeechEngine, stop_in_background
+from .azure import AzureRecognizerBase, AzureSpeechEngine, stop_in_background
 
 __all__ = ["AzureStreamingRecognizer"]
 
 log = logging.getLogger(__name__)
 
 
-class AzureStreamingRecognizer:
+class AzureStreamingRecognizer(AzureRecognizerBase):
     """Live recognition over the same service (key, region or host) as ``engine``."""
-
-    name = "azure"
-
-    def __init__(self, engine: AzureSpeechEngine) -> None:
-        self._engine = engine
-
-    async def prepare(self) -> None:
-        """Nothing to load: each utterance opens its own recogniser."""
 
     @asynccontextmanager
     async def open_stream(
