@@ -203,11 +203,12 @@ def _users(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    if args.command == "fake-azure":
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["fake-azure"]:  # its own parser, ``--help`` included
         from .fakes.azure_openai import main as fake_main
 
-        return fake_main(list(args.fake_args))
+        return fake_main(argv[1:])
+    args = _parser().parse_args(argv)
     if args.command in ("chat", "voice"):
         return run_client(args)
     if args.command in (None, "serve"):

@@ -96,3 +96,11 @@ def test_tls_files_go_together_and_must_exist(tmp_path):
         check=False,
     )
     assert result.returncode == 2 and "TLS_CERTFILE and TLS_KEYFILE" in result.stderr
+
+
+def test_the_fake_azure_command_has_its_own_help():
+    """``pichat fake-azure --help`` is the fake's help, not the top-level parser's error."""
+    argv = [sys.executable, "-m", "pichat_trio", "fake-azure", "--help"]
+    done = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.startswith("usage: fake-azure") and "--tokens" in done.stdout
