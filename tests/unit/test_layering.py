@@ -243,3 +243,18 @@ def test_services_take_no_callbacks_into_the_layer_above():
     assert offences == []
     probe = "def start(self, text, *, spawn, reply): ..."
     assert _parameters(probe) & CALLBACKS_FROM_ABOVE == {"spawn", "reply"}
+
+
+SANS_IO = ("speech/azure_wire.py",)
+"""Adapter modules that only build and parse a service's messages: no I/O library."""
+IO_LIBRARIES = ("trio", "trio_websocket", "wsproto", "socket", "ssl", "azure")
+
+
+@pytest.mark.parametrize("name", SANS_IO)
+def test_a_wire_codec_does_no_io(name):
+    imported = _imports(PACKAGE / "adapters" / name)
+    offences = [i for i in imported if i.split(".")[0] in IO_LIBRARIES]
+    assert offences == []
+    assert "pichat_trio.adapters.speech.azure_wire" in _imports(
+        PACKAGE / "adapters" / "speech" / "azure_socket.py"
+    )  # the rule looks at a module that is used
