@@ -133,3 +133,10 @@ async def test_the_socket_speaker_reports_an_unreachable_service() -> None:
     speaker = _speaker("socket", "k", f"ws://127.0.0.1:{port}")
     with pytest.raises(UpstreamUnavailable):
         await speaker.speak("Hello.", VoiceSettings(), 16000)
+
+
+async def test_the_socket_speaker_reports_a_failed_tls_handshake() -> None:
+    async with open_fake_azure_speech(FakeAzureSpeech(key="k")) as fake:
+        speaker = _speaker("socket", "k", fake.host.replace("ws://", "wss://"))
+        with pytest.raises(UpstreamUnavailable):
+            await speaker.speak("Hello.", VoiceSettings(), 16000)

@@ -214,3 +214,10 @@ async def test_the_socket_recognizer_reports_a_failed_phrase() -> None:
         with pytest.raises(UpstreamError):
             await _recognise(AzureSocketRecognizer(engine), silence(100))
         nursery.cancel_scope.cancel()
+
+
+async def test_the_socket_recognizer_reports_a_failed_tls_handshake(fake: FakeAzureSpeech) -> None:
+    """``wss://`` to a server that speaks no TLS: the handshake breaks the stream."""
+    engine = AzureSpeechEngine(key=fake.key, host=fake.host.replace("ws://", "wss://"))
+    with pytest.raises(UpstreamUnavailable):
+        await _recognise(AzureSocketRecognizer(engine), silence(100))

@@ -73,14 +73,8 @@ class AzureSocketRecognizer(AzureRecognizerBase):
         host, port, resource, secure = _split(url)
         try:
             with trio.fail_after(_CONNECT_SECONDS):
-                if secure:
-                    context = ssl.create_default_context()
-                    tcp: trio.abc.Stream = await trio.open_ssl_over_tcp_stream(
-                        host, port, ssl_context=context, https_compatible=True
-                    )
-                else:
-                    tcp = await trio.open_tcp_stream(host, port)
-        except (OSError, trio.TooSlowError) as error:
+                tcp = await _open_stream(host, port, secure)
+        except (OSError, trio.TooSlowError, trio.BrokenResourceError) as error:
             raise _unreachable(engine, error) from None
         # trio-websocket leaves its own stream open when the handshake is refused:
         # this one is ours, closed here however the block ends.
@@ -109,6 +103,23 @@ class AzureSocketRecognizer(AzureRecognizerBase):
                 raise _translated(engine, _single(group)) from None
 
 
+async def _open_stream(host: str, port: int, secure: bool) -> trio.abc.Stream:
+    """A TCP connection, with TLS when ``secure``, its handshake done here: in
+    trio-websocket's reader a failed one would leave the opening handshake
+    waiting for its timeout. Closed again if the TLS handshake fails."""
+    tcp = await trio.open_tcp_stream(host, port)
+    if not secure:
+        return tcp
+    context = ssl.create_default_context()
+    tls = trio.SSLStream(tcp, context, server_hostname=host, https_compatible=True)
+    try:
+        await tls.do_handshake()
+    except BaseException:
+        await trio.aclose_forcefully(tcp)
+        raise
+    return tls
+
+
 def _split(url: str) -> tuple[str, int, str, bool]:
     parts = urlsplit(url)
     secure = parts.scheme == "wss"
@@ -124,10 +135,21 @@ def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
     return error
 
 
+# What a socket that could not be opened, or broke in its handshake, raises
+# (a TLS handshake that failed breaks the stream: ``BrokenResourceError``).
+_UNREACHABLE = (
+    HandshakeError,
+    OSError,
+    trio.TooSlowError,
+    ConnectionClosed,
+    trio.BrokenResourceError,
+)
+
+
 def _translated(engine: AzureSpeechEngine, error: BaseException) -> BaseException:
     if isinstance(error, ConnectionRejected):
         return handshake_error(error.status_code)
-    if isinstance(error, HandshakeError | OSError | trio.TooSlowError | ConnectionClosed):
+    if isinstance(error, _UNREACHABLE):
         return _unreachable(engine, error)
     return error
 
