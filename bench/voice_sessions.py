@@ -67,7 +67,7 @@ WORDS = [
     *("One", " is", " first.", " Two", " comes", " next.", " Three", " is", " here."),
     *(" Four", " is", " near.", " Five", " ends", " it."),
 ]
-FRAME_MS = 20
+FRAME_MS: float = 40  # as this project's clients send (--frame-ms)
 SILENCE_MS = 600
 
 
@@ -297,11 +297,12 @@ async def _drain(stream: trio.abc.ReceiveStream) -> None:
 
 
 async def _microphone(client: Client, pcm: bytes, clock: dict[str, float]) -> None:
-    size = 2 * RATE * FRAME_MS // 1000
+    frame_ms = clock["frame_ms"]
+    size = int(2 * RATE * frame_ms) // 1000
     start = trio.current_time()
     for index, offset in enumerate(range(0, len(pcm), size)):
         # frames at their real-time instants, whatever the scheduler did before
-        await trio.sleep_until(start + index * FRAME_MS / 1000)
+        await trio.sleep_until(start + index * frame_ms / 1000)
         await client.send_raw(pcm[offset : offset + size])
         if offset + size >= clock["voiced_end_byte"] and "voiced_end" not in clock:
             clock["voiced_end"] = trio.current_time()
@@ -314,7 +315,10 @@ async def _turn(
     speech = spoken(PHRASE, VOICE)
     lead = silence(300)
     audio = lead + speech + silence(SILENCE_MS + 900)
-    clock: dict[str, float] = {"voiced_end_byte": len(lead) + last_voiced_byte(speech)}
+    clock: dict[str, float] = {
+        "voiced_end_byte": len(lead) + last_voiced_byte(speech),
+        "frame_ms": voice["frame_ms"],  # the bench's own entry, not the server's
+    }
     first_sentence_at: float | None = None
     text = ""
     message_id = ""
@@ -400,12 +404,13 @@ async def _session(
     turns: int,
     interrupt_every: int,
     out: list[Turn],
-    upstream: list[float],
+    upstream: list[float] | None,
     concurrency: Concurrency,
+    frame_ms: float,
 ) -> None:
     async with open_client(url, token) as client:
         reply = await client.call("voice_start", {"sample_rate": RATE, "silence_ms": SILENCE_MS})
-        voice = reply["payload"]
+        voice = {**reply["payload"], "frame_ms": frame_ms}
         with concurrency.open():
             await _turns(client, voice, ai, turns, interrupt_every, out, upstream)
 
@@ -417,15 +422,16 @@ async def _turns(
     turns: int,
     interrupt_every: int,
     out: list[Turn],
-    upstream: list[float],
+    upstream: list[float] | None,
 ) -> None:
     for index in range(turns):
         interrupt = interrupt_every > 0 and index % interrupt_every == interrupt_every - 1
         sent_before = len(ai.requests)
         turn = await _turn(client, voice, interrupt, ai)
         out.append(turn)
-        if interrupt and turn.interrupt_to_last_audio_ms is not None:
-            # the request this turn made: the first one after ``sent_before``
+        if upstream is not None and interrupt and turn.interrupt_to_last_audio_ms is not None:
+            # the request this turn made: the first one after ``sent_before`` (one session
+            # only: with several, another's request may come first)
             request = await ai.wait_disconnected(sent_before)
             if request.disconnected_at is not None and turn.interrupted_at is not None:
                 upstream.append(1000 * (request.disconnected_at - turn.interrupted_at))
@@ -456,8 +462,9 @@ async def main_async(args: argparse.Namespace) -> None:
                             args.turns,
                             args.interrupt_every,
                             out,
-                            upstream,
+                            upstream if args.sessions == 1 else None,
                             concurrency,
+                            args.frame_ms,
                         )
                         await trio.sleep(args.stagger)
                 use.stop()
@@ -466,7 +473,7 @@ async def main_async(args: argparse.Namespace) -> None:
     barge = [t.interrupt_to_last_audio_ms for t in out if t.interrupt_to_last_audio_ms is not None]
     print(
         f"engine {args.engine}, {args.sessions} session(s) x {args.turns} turns, "
-        f"token rate {args.token_rate}/s, silence_ms {SILENCE_MS}"
+        f"token rate {args.token_rate}/s, silence_ms {SILENCE_MS}, {args.frame_ms:g} ms frames"
         + (f", server pinned to core {args.core}" if args.sessions > 1 else "")
     )
     print(f"turns completed: {sum(t.done for t in out)} of {args.sessions * args.turns}")
@@ -477,7 +484,10 @@ async def main_async(args: argparse.Namespace) -> None:
     early = sum(t.chunks_before_finish >= 2 for t in full)
     print(f"{'two chunks before finished':34} {early} of {len(full)} uninterrupted turns")
     print(_line("interrupt -> last audio received", barge, 100))
-    print(_line("interrupt -> AI request closed", upstream, 100))
+    if args.sessions == 1:
+        print(_line("interrupt -> AI request closed", upstream, 100))
+    else:
+        print(f"{'interrupt -> AI request closed':34} measured with one session only")
     if use.line():
         print(use.line())
 
@@ -492,6 +502,12 @@ def main() -> None:
     parser.add_argument("--core", type=int, default=0)
     parser.add_argument(
         "--stagger", type=float, default=0.25, help="seconds between sessions' starts"
+    )
+    parser.add_argument(
+        "--frame-ms",
+        type=float,
+        default=FRAME_MS,
+        help=f"length of each microphone frame sent (default {FRAME_MS:g}, as the clients)",
     )
     trio.run(main_async, parser.parse_args())
 

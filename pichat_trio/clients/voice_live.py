@@ -1,6 +1,6 @@
 """``pichat voice --live``: a hands-free conversation over a voice session (protocol v1.1).
 
-The microphone command's raw 16 kHz PCM goes to the server in 20 ms frames;
+The microphone command's raw 16 kHz PCM goes to the server in 40 ms frames;
 the server finds the end of each utterance, and the answer's sentences come
 back as ``voice_audio`` chunks, played as they arrive (one player process
 per answer, fed a WAV stream). While an answer plays, the client reports
@@ -27,7 +27,9 @@ from .session import Session
 __all__ = ["RATE", "offers_voice", "run_live_session"]
 
 RATE = 16000
-FRAME_BYTES = 2 * RATE * 20 // 1000  # 20 ms
+# 40 ms: a frame costs the server the same to read whatever its size, and 20 ms frames
+# made a hundred sessions miss their latency targets on one core (bench/voice_sessions.py)
+FRAME_BYTES = 2 * RATE * 40 // 1000
 _REPORT_SECONDS = 0.25
 
 

@@ -1,11 +1,11 @@
 // Hands-free on the page: one voice session (protocol v1.1) over the page's connection.
-// The microphone streams to the server in 20 ms frames of 16 kHz PCM; the server finds
+// The microphone streams to the server in 40 ms frames of 16 kHz PCM; the server finds
 // the end of each utterance and speaks the answer sentence by sentence as it is written.
 // Talking over an answer stops it (the server hears it), and so does the Stop button;
 // the page reports how far it has played, so only what was heard is kept.
 
 const RATE = 16000;
-const FRAME = 320; // samples: 20 ms
+const FRAME = 640; // samples: 40 ms (each frame costs the server alike, whatever its size)
 const REPORT_MS = 250;
 
 export class HandsFree {
