@@ -23,11 +23,8 @@ stream's block owns it, and leaving the block closes it.
 from __future__ import annotations
 
 import logging
-import platform
-import ssl
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from urllib.parse import urlsplit
 
 import trio
 from trio_websocket import (
@@ -38,17 +35,19 @@ from trio_websocket import (
     wrap_client_stream,
 )
 
-from ... import __version__
 from ...errors import PichatError, UpstreamError, UpstreamUnavailable
 from .azure import AzureRecognizerBase, AzureSpeechEngine
 from .azure_wire import (
     audio_message,
+    client_context,
     handshake_error,
     new_id,
     parse_message,
     text_message,
+    unreachable_error,
     wav_stream_header,
 )
+from .ws_client import Address, open_stream
 
 __all__ = ["AzureSocketRecognizer"]
 
@@ -69,11 +68,12 @@ class AzureSocketRecognizer(AzureRecognizerBase):
         self, language: str, sample_rate: int, on_partial: Callable[[str], None]
     ) -> AsyncIterator[_SocketStream]:
         engine = self._engine
-        url = engine.websocket_url("stt", _PATH, language=language)
-        host, port, resource, secure = _split(url)
+        address = Address.of(engine.websocket_url("stt", _PATH, language=language))
         try:
             with trio.fail_after(_CONNECT_SECONDS):
-                tcp = await _open_stream(host, port, secure)
+                # the TLS handshake here, not in trio-websocket's reader, where a
+                # failed one would leave the opening handshake waiting for its timeout
+                tcp = await open_stream(address)
         except (OSError, trio.TooSlowError, trio.BrokenResourceError) as error:
             raise _unreachable(engine, error) from None
         # trio-websocket leaves its own stream open when the handshake is refused:
@@ -85,8 +85,8 @@ class AzureSocketRecognizer(AzureRecognizerBase):
                         ws = await wrap_client_stream(
                             nursery,
                             tcp,  # type: ignore[arg-type]  # any trio stream serves
-                            host if port in (80, 443) else f"{host}:{port}",
-                            resource,
+                            address.authority,
+                            address.target,
                             extra_headers=engine.websocket_headers(new_id()),
                             max_message_size=_MAX_MESSAGE_BYTES,
                         )
@@ -101,30 +101,6 @@ class AzureSocketRecognizer(AzureRecognizerBase):
                         nursery.cancel_scope.cancel()
             except BaseExceptionGroup as group:
                 raise _translated(engine, _single(group)) from None
-
-
-async def _open_stream(host: str, port: int, secure: bool) -> trio.abc.Stream:
-    """A TCP connection, with TLS when ``secure``, its handshake done here: in
-    trio-websocket's reader a failed one would leave the opening handshake
-    waiting for its timeout. Closed again if the TLS handshake fails."""
-    tcp = await trio.open_tcp_stream(host, port)
-    if not secure:
-        return tcp
-    context = ssl.create_default_context()
-    tls = trio.SSLStream(tcp, context, server_hostname=host, https_compatible=True)
-    try:
-        await tls.do_handshake()
-    except BaseException:
-        await trio.aclose_forcefully(tcp)
-        raise
-    return tls
-
-
-def _split(url: str) -> tuple[str, int, str, bool]:
-    parts = urlsplit(url)
-    secure = parts.scheme == "wss"
-    resource = parts.path + (f"?{parts.query}" if parts.query else "")
-    return parts.hostname or "", parts.port or (443 if secure else 80), resource, secure
 
 
 def _single(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -155,8 +131,7 @@ def _translated(engine: AzureSpeechEngine, error: BaseException) -> BaseExceptio
 
 
 def _unreachable(engine: AzureSpeechEngine, error: BaseException) -> PichatError:
-    log.warning("Azure Speech could not be reached: %s", engine.redact(repr(error)))
-    return UpstreamUnavailable("Azure Speech could not be reached")
+    return unreachable_error(engine.redact(repr(error)))
 
 
 class _SocketStream:
@@ -180,14 +155,9 @@ class _SocketStream:
             "bitspersample": "16",
             "channelcount": "1",
         }
-        context = {
-            "system": {"name": "pichat", "version": __version__, "lang": "Python"},
-            "os": {"platform": platform.system(), "name": platform.platform()},
-            "audio": {"source": source},
-        }
         rid = self._request_id
         turn = {"phraseDetection": {"language": language}, "audio": {"streams": {"1": None}}}
-        await self._send(text_message("speech.config", {"context": context}))
+        await self._send(text_message("speech.config", client_context(audio={"source": source})))
         await self._send(text_message("speech.context", turn, rid, content_type=None))
         await self._send(audio_message(rid, wav_stream_header(sample_rate), first=True))
 

@@ -21,15 +21,13 @@ a connection the service closed while idle is opened again, once.
 from __future__ import annotations
 
 import logging
-import platform
 
 import trio
 
-from ... import __version__
 from ...errors import UpstreamError, UpstreamUnavailable
 from ...models import VoiceSettings
+from . import azure_wire as wire
 from .azure import AzureSpeechEngine, ssml_for
-from .azure_wire import handshake_error, new_id, parse_message, text_message
 from .pcm_speaker import EnginePcmSpeaker
 from .ws_client import Closed, Rejected, WebSocketClient, connect
 
@@ -80,7 +78,7 @@ class AzureSocketSpeaker:
     async def _turn(self, output: str, ssml: str, *, fresh: bool) -> bytes:
         client = await self._connection() if fresh else self._client
         assert client is not None
-        rid = new_id()
+        rid = wire.new_id()
         context = {
             "synthesis": {
                 "audio": {
@@ -92,10 +90,12 @@ class AzureSocketSpeaker:
         }
         audio = bytearray()
         try:
-            await client.send(text_message("synthesis.context", context, rid, content_type=None))
-            await client.send(text_message("ssml", ssml, rid, content_type=_SSML))
+            await client.send(
+                wire.text_message("synthesis.context", context, rid, content_type=None)
+            )
+            await client.send(wire.text_message("ssml", ssml, rid, content_type=_SSML))
             while True:
-                message = parse_message(await client.receive())
+                message = wire.parse_message(await client.receive())
                 if message.request_id and message.request_id != rid:
                     continue
                 if message.path == "audio":
@@ -119,22 +119,19 @@ class AzureSocketSpeaker:
         try:
             with trio.fail_after(_CONNECT_SECONDS):
                 client = await connect(
-                    url, engine.websocket_headers(new_id()), max_message_bytes=_MAX_MESSAGE_BYTES
+                    url,
+                    engine.websocket_headers(wire.new_id()),
+                    max_message_bytes=_MAX_MESSAGE_BYTES,
                 )
         except Rejected as rejected:
-            raise handshake_error(rejected.status) from None
+            raise wire.handshake_error(rejected.status) from None
         except (OSError, Closed, trio.TooSlowError) as error:
-            log.warning("Azure Speech could not be reached: %s", engine.redact(repr(error)))
-            raise UpstreamUnavailable("Azure Speech could not be reached") from None
+            raise wire.unreachable_error(engine.redact(repr(error))) from None
         self._client = client
-        config = {
-            "context": {
-                "system": {"name": "pichat", "version": __version__, "lang": "Python"},
-                "os": {"platform": platform.system(), "name": platform.platform()},
-            }
-        }
         try:
-            await client.send(text_message("speech.config", config, content_type=None))
+            await client.send(
+                wire.text_message("speech.config", wire.client_context(), content_type=None)
+            )
         except Closed:
             await self.aclose()
             raise UpstreamUnavailable("Azure Speech closed the connection") from None

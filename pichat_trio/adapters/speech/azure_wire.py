@@ -17,20 +17,24 @@ from __future__ import annotations
 
 import json
 import logging
+import platform
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from ... import __version__
 from ...errors import PichatError, UpstreamError, UpstreamUnavailable
 
 __all__ = [
     "ServiceMessage",
     "audio_message",
+    "client_context",
     "handshake_error",
     "new_id",
     "parse_message",
     "text_message",
+    "unreachable_error",
     "wav_stream_header",
 ]
 
@@ -68,6 +72,20 @@ def text_message(
         headers.append(("Content-Type", content_type))
     text = body if isinstance(body, str) else json.dumps(body, separators=(",", ":"))
     return _head(headers) + "\r\n" + text
+
+
+def client_context(**extra: Any) -> dict[str, Any]:
+    """``speech.config``'s body: who the client is, and ``extra`` (the audio source)."""
+    system = {"name": "pichat", "version": __version__, "lang": "Python"}
+    os = {"platform": platform.system(), "name": platform.platform()}
+    return {"context": {"system": system, "os": os, **extra}}
+
+
+def unreachable_error(detail: str) -> PichatError:
+    """The domain error for a service that could not be reached; ``detail`` is logged
+    (without the key: the caller redacts it)."""
+    log.warning("Azure Speech could not be reached: %s", detail)
+    return UpstreamUnavailable("Azure Speech could not be reached")
 
 
 def handshake_error(status: int) -> PichatError:

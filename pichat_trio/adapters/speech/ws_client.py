@@ -14,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import ssl
 from collections import deque
+from dataclasses import dataclass
 from urllib.parse import urlsplit
 
 import trio
@@ -29,7 +30,7 @@ from wsproto.events import (
     TextMessage,
 )
 
-__all__ = ["Closed", "Rejected", "WebSocketClient", "connect"]
+__all__ = ["Address", "Closed", "Rejected", "WebSocketClient", "connect", "open_stream"]
 
 _RECEIVE_BYTES = 64 * 1024
 
@@ -46,28 +47,57 @@ class Closed(Exception):
     """The connection is gone (the server closed it, or the stream broke)."""
 
 
+@dataclass(frozen=True)
+class Address:
+    """Where a ``ws://`` or ``wss://`` URL points, as a connection needs it."""
+
+    host: str
+    port: int
+    target: str  # the path and query, for the handshake's request line
+    authority: str  # the handshake's Host header
+    secure: bool
+
+    @classmethod
+    def of(cls, url: str) -> Address:
+        parts = urlsplit(url)
+        secure = parts.scheme == "wss"
+        host = parts.hostname or ""
+        port = parts.port or (443 if secure else 80)
+        target = parts.path + (f"?{parts.query}" if parts.query else "")
+        authority = host if parts.port is None else f"{host}:{port}"
+        return cls(host, port, target, authority, secure)
+
+
+async def open_stream(address: Address) -> trio.abc.Stream:
+    """A TCP connection to ``address``, with TLS when it is secure, the TLS handshake
+    done here (so its failure is raised here, as ``BrokenResourceError``, and the
+    connection closed again). Raises ``OSError`` when nothing answers."""
+    tcp = await trio.open_tcp_stream(address.host, address.port)
+    if not address.secure:
+        return tcp
+    context = ssl.create_default_context()
+    tls = trio.SSLStream(tcp, context, server_hostname=address.host, https_compatible=True)
+    try:
+        await tls.do_handshake()
+    except BaseException:
+        await trio.aclose_forcefully(tcp)
+        raise
+    return tls
+
+
 async def connect(
     url: str, headers: list[tuple[bytes, bytes]], *, max_message_bytes: int
 ) -> WebSocketClient:
     """Open a connection to ``url`` (``ws://`` or ``wss://``); raises ``OSError``,
     ``Rejected`` or ``Closed``. The caller bounds the time it may take."""
-    parts = urlsplit(url)
-    secure = parts.scheme == "wss"
-    host = parts.hostname or ""
-    port = parts.port or (443 if secure else 80)
-    stream: trio.abc.Stream
-    if secure:
-        context = ssl.create_default_context()
-        stream = await trio.open_ssl_over_tcp_stream(
-            host, port, ssl_context=context, https_compatible=True
-        )
-    else:
-        stream = await trio.open_tcp_stream(host, port)
+    address = Address.of(url)
+    try:
+        stream = await open_stream(address)
+    except trio.BrokenResourceError as error:
+        raise Closed(f"the TLS handshake failed: {error}") from None
     client = WebSocketClient(stream, max_message_bytes)
     try:
-        target = parts.path + (f"?{parts.query}" if parts.query else "")
-        authority = host if parts.port is None else f"{host}:{port}"
-        await client._handshake(authority, target, headers)
+        await client._handshake(address.authority, address.target, headers)
     except BaseException:
         await trio.aclose_forcefully(stream)
         raise
