@@ -132,3 +132,9 @@ def test_scale_out_across_two_instances(tmp_path: Path) -> None:
     assert backplane["samples"] > 0 and backplane["tokens"] == alone["tokens"] > 0
     assert backplane["redis_messages_per_token"] > 0 and alone["redis_messages_per_token"] == 0
     assert backplane["cpu_b"] > 0  # instance B delivered the other devices' tokens
+
+
+def test_the_speech_sdk_recognisers_cost() -> None:
+    out = _script("sdk_recognizers.py", "--sessions", "2", "--utterances", "1", "--seconds", "0.2")
+    for line in ("idle, open", "a recogniser per utterance", "one kept per session"):
+        assert line in out and "CPU s in" in out.split(line, 1)[1].split("\n", 1)[0]
